@@ -1,0 +1,77 @@
+"""The Litestar application factory (granian calls ``create_app``)."""
+
+from __future__ import annotations
+
+from litestar import Litestar, get
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.response import Redirect
+
+from api import errors
+from api.controllers.auth import AuthController
+from api.controllers.health import HealthController
+from api.controllers.users import UserController
+from api.deps import provide_auth_service, provide_caller, provide_user_service
+from api.middleware import request_context_middleware, stamp_response
+from api.runtime import lifespan
+from api.security import PUBLIC_PATHS, BearerAuthentication
+from shared.config import Settings, get_settings
+from shared.errors import DomainError
+from shared.logging import configure_logging
+
+
+@get("/docs", exclude_from_auth=True, include_in_schema=False)
+async def docs() -> Redirect:
+    """The interactive API reference."""
+    return Redirect("/schema/scalar")
+
+
+class MetricsController(PrometheusController):
+    """Prometheus metrics of this process."""
+
+    path = "/metrics"
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the API; settings are read here, never at import."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json, process="api")
+    prometheus = PrometheusConfig(app_name="tribe", prefix="tribe_api", group_path=True, exclude=["^/metrics"])
+    return Litestar(
+        route_handlers=[AuthController, UserController, HealthController, MetricsController, docs],
+        lifespan=[lifespan(settings)],  # type: ignore[list-item]
+        dependencies={
+            "auth_service": Provide(provide_auth_service, sync_to_thread=False),
+            "user_service": Provide(provide_user_service, sync_to_thread=False),
+            "caller": Provide(provide_caller, sync_to_thread=False),
+        },
+        middleware=[
+            request_context_middleware,
+            prometheus.middleware,
+            DefineMiddleware(BearerAuthentication, exclude=PUBLIC_PATHS, exclude_from_auth_key="exclude_from_auth"),
+        ],
+        exception_handlers={
+            DomainError: errors.domain_error_handler,
+            HTTPException: errors.http_error_handler,
+            Exception: errors.internal_error_handler,
+        },
+        before_send=[stamp_response],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Tribe API",
+            version="1.0.0",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin()],
+            components=Components(
+                security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+            ),
+            security=[{"bearer": []}],
+        ),
+        logging_config=None,
+        debug=False,
+    )

@@ -1,0 +1,56 @@
+"""Dependency providers: the runtime's services, the caller, rate limits, path ids."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import State
+
+from api.runtime import Runtime
+from shared import ids
+from shared.domain.auth.services import AuthService
+from shared.domain.auth.tokens import AccessClaims
+from shared.domain.users.services import UserService
+from shared.errors import NotFound
+
+
+def provide_runtime(state: State) -> Runtime:
+    """The process runtime."""
+    runtime: Runtime = state.runtime
+    return runtime
+
+
+def provide_auth_service(state: State) -> AuthService:
+    """The account and token service."""
+    return provide_runtime(state).auth
+
+
+def provide_user_service(state: State) -> UserService:
+    """The profile service."""
+    return provide_runtime(state).users
+
+
+def provide_caller(request: Request[AccessClaims, Any, Any]) -> AccessClaims:
+    """The authenticated caller (the auth middleware has verified it)."""
+    return request.user
+
+
+def rate_limited(bucket: str) -> Callable[[Request[Any, Any, Any]], Awaitable[None]]:
+    """A dependency counting one hit per client address in ``bucket``."""
+
+    async def hit(request: Request[Any, Any, Any]) -> None:
+        client = request.client.host if request.client else "unknown"
+        await provide_runtime(request.app.state).auth_limiter.hit(bucket, client)
+
+    return hit
+
+
+def parse_id(prefix: ids.Prefix, value: str) -> uuid.UUID:
+    """The UUID behind a public id in a path; malformed or foreign ids are simply not found."""
+    try:
+        return ids.decode(prefix, value)
+    except ids.InvalidId:
+        raise NotFound(f"no such {prefix.value}", code="not_found") from None

@@ -1,0 +1,81 @@
+"""What the API process builds once at start-up and closes at shutdown."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import nats
+from litestar import Litestar
+from nats.aio.client import Client as NATS
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.config import Settings
+from shared.db.session import create_engine, create_session_factory
+from shared.domain.auth.access import AccessChecker
+from shared.domain.auth.services import AuthService
+from shared.domain.auth.tokens import AccessTokens
+from shared.domain.users.services import UserService
+from shared.ratelimit import RateLimiter
+
+
+@dataclass
+class Runtime:
+    """Connections and services shared by every request of this process."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Redis
+    nats: NATS
+    access: AccessChecker
+    auth: AuthService
+    users: UserService
+    auth_limiter: RateLimiter
+    draining: bool = field(default=False)
+
+
+async def open_runtime(settings: Settings) -> Runtime:
+    """Connect to the engines and build the services."""
+    engine = create_engine(settings)
+    sessions = create_session_factory(engine)
+    redis = Redis.from_url(settings.redis_url)
+    nc = await nats.connect(settings.nats_url, name="tribe-api", max_reconnect_attempts=-1)
+    tokens = AccessTokens(settings)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        redis=redis,
+        nats=nc,
+        access=AccessChecker(tokens, sessions),
+        auth=AuthService(settings, sessions, tokens),
+        users=UserService(sessions),
+        auth_limiter=RateLimiter(redis, settings.auth_rate_limit_per_minute),
+    )
+
+
+async def close_runtime(runtime: Runtime) -> None:
+    """Drain NATS and close the pools."""
+    runtime.draining = True
+    if runtime.nats.is_connected:
+        await runtime.nats.drain()
+    await runtime.redis.aclose()
+    await runtime.engine.dispose()
+
+
+def lifespan(settings: Settings) -> object:
+    """A Litestar lifespan that keeps the runtime on ``app.state.runtime``."""
+
+    @asynccontextmanager
+    async def manage(app: Litestar) -> AsyncIterator[None]:
+        runtime = await open_runtime(settings)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await close_runtime(runtime)
+
+    return manage

@@ -1,0 +1,28 @@
+"""Bearer authentication for every route that does not opt out."""
+
+from __future__ import annotations
+
+import structlog
+from litestar.connection import ASGIConnection
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+
+from api.runtime import Runtime
+from shared import ids
+from shared.errors import Unauthenticated
+
+PUBLIC_PATHS = ["^/health", "^/metrics", "^/schema", "^/docs"]
+
+
+class BearerAuthentication(AbstractAuthenticationMiddleware):
+    """Puts verified :class:`AccessClaims` on ``request.user``; anything else is 401."""
+
+    async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:  # type: ignore[type-arg]
+        """Verify ``Authorization: Bearer <jwt>`` against the token and the database."""
+        header = connection.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("send Authorization: Bearer <access token>", code="unauthenticated")
+        runtime: Runtime = connection.app.state.runtime
+        claims = await runtime.access.check(token.strip())
+        structlog.contextvars.bind_contextvars(user_id=ids.encode(ids.Prefix.USER, claims.user_id))
+        return AuthenticationResult(user=claims, auth=None)

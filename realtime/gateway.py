@@ -1,0 +1,374 @@
+"""The gateway: a ``websockets`` server, its connection registry and its NATS connection."""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import msgspec
+import nats
+from nats.aio.client import Client as NatsClient
+from sqlalchemy.exc import SQLAlchemyError
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
+
+from realtime.frames import (
+    ConnectionAck,
+    ConnectionInit,
+    ErrorFrame,
+    FrameError,
+    Ping,
+    Pong,
+    decode_client_frame,
+)
+from realtime.logs import get_logger
+from realtime.registry import Connection, ConnectionRegistry
+from shared import ids
+from shared.domain.auth.tokens import AccessClaims
+from shared.errors import DomainError, Unauthenticated, Unavailable
+
+log = get_logger("realtime.gateway")
+
+WS_PATH = "/v1/ws"
+CHAT_WS_PREFIX = "/v1/chats/"
+HEALTH_PATH = "/health"
+
+
+class Authenticator(Protocol):
+    """Turns an access token into claims or raises :class:`Unauthenticated` (``AccessChecker`` is one)."""
+
+    async def check(self, token: str) -> AccessClaims:
+        """The verified claims behind ``token``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayOptions:
+    """Tunables of one gateway process; the defaults are the production values."""
+
+    init_timeout: float = 5.0
+    heartbeat_interval: float = 20.0
+    # Close handshakes wait at most this long, so shutdown finishes in a few seconds.
+    close_timeout: float = 2.0
+    # Seconds between health turning 503 and sockets closing, for load balancers to notice.
+    drain_grace: float = 0.0
+    # Bounds what one client can make the gateway buffer; chat frames are far smaller.
+    max_message_bytes: int = 64 * 1024
+    auth_timeout: float = 5.0
+    nats_name: str = "tribe-realtime"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a socket was opened: the general stream or one chat's."""
+
+    chat_id: uuid.UUID | None = None
+
+
+class Health(msgspec.Struct, frozen=True):
+    """The body of ``GET /health``."""
+
+    status: str
+    connections: int
+    nats: str
+
+
+def parse_route(path: str) -> Route | None:
+    """The route for a request path (query ignored), or ``None`` if no socket lives there."""
+    path = urlsplit(path).path
+    if path == WS_PATH:
+        return Route()
+    if path.startswith(CHAT_WS_PREFIX) and path.endswith("/ws"):
+        chat = path[len(CHAT_WS_PREFIX) : -len("/ws")]
+        try:
+            return Route(chat_id=ids.decode(ids.Prefix.CHAT, chat))
+        except ids.InvalidId:
+            return None
+    return None
+
+
+class Gateway:
+    """Owns the WebSocket server, the registry of open connections and the NATS connection."""
+
+    def __init__(self, authenticator: Authenticator, nats_url: str, options: GatewayOptions | None = None) -> None:
+        self.options = options or GatewayOptions()
+        self.registry = ConnectionRegistry()
+        self._authenticator = authenticator
+        self._nats_url = nats_url
+        self._nats: NatsClient | None = None
+        self._server: Server | None = None
+        self._draining = False
+
+    @property
+    def nats(self) -> NatsClient:
+        """The NATS connection (fan-out subscribes and publishes through it)."""
+        if self._nats is None:
+            raise RuntimeError("gateway not started")
+        return self._nats
+
+    @property
+    def draining(self) -> bool:
+        """True once shutdown began: health is 503 and no new socket is accepted."""
+        return self._draining
+
+    @property
+    def heartbeat_ms(self) -> int:
+        """The ping interval announced to clients in ``connection.ack``."""
+        return round(self.options.heartbeat_interval * 1000)
+
+    def bound_ports(self) -> list[int]:
+        """The TCP ports the server listens on (useful when started on port 0)."""
+        if self._server is None:
+            return []
+        return [sock.getsockname()[1] for sock in self._server.sockets]
+
+    async def start(self, host: str, port: int) -> None:
+        """Connect to NATS, then listen on ``host:port``."""
+        self._nats = await self._connect_nats()
+        try:
+            self._server = await serve(
+                self._handle,
+                host,
+                port,
+                process_request=self._process_request,
+                # Without compression an idle connection costs ~14 KiB instead of ~64 KiB.
+                compression=None,
+                max_size=self.options.max_message_bytes,
+                ping_interval=self.options.heartbeat_interval,
+                ping_timeout=self.options.heartbeat_interval,
+                close_timeout=self.options.close_timeout,
+                open_timeout=self.options.init_timeout,
+            )
+        except BaseException:
+            await self._nats.close()
+            raise
+        log.info("gateway.listening", host=host, ports=self.bound_ports(), heartbeat_ms=self.heartbeat_ms)
+
+    async def shutdown(self) -> None:
+        """Turn health 503, close every socket with 1012 so clients reconnect elsewhere, drain NATS."""
+        if self._draining:
+            return
+        self._draining = True
+        log.info("gateway.draining", connections=len(self.registry))
+        if self.options.drain_grace > 0:
+            await asyncio.sleep(self.options.drain_grace)
+        if self._server is not None:
+            self._server.close(close_connections=True, code=CloseCode.SERVICE_RESTART, reason="service_restart")
+            try:
+                # Each close handshake is bounded by close_timeout; the margin covers handlers finishing.
+                async with asyncio.timeout(self.options.close_timeout + self.options.auth_timeout + 1):
+                    await self._server.wait_closed()
+            except TimeoutError:
+                stuck = list(self._server.all_connections)
+                log.warning("gateway.close_timeout", aborted=len(stuck))
+                for websocket in stuck:
+                    websocket.transport.abort()
+        if self._nats is not None:
+            await self._drain_nats(self._nats)
+        log.info("gateway.stopped")
+
+    # HTTP side of the port
+
+    def _process_request(self, websocket: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if path == HEALTH_PATH:
+            return self._health_response(websocket)
+        if parse_route(path) is None:
+            return _json_response(websocket, http.HTTPStatus.NOT_FOUND, b'{"code":"not_found"}')
+        if self._draining:
+            return _json_response(websocket, http.HTTPStatus.SERVICE_UNAVAILABLE, b'{"code":"draining"}')
+        return None
+
+    def _health_response(self, websocket: ServerConnection) -> Response:
+        status = http.HTTPStatus.SERVICE_UNAVAILABLE if self._draining else http.HTTPStatus.OK
+        body = Health(
+            status="draining" if self._draining else "ok",
+            connections=len(self.registry),
+            nats=_nats_state(self._nats),
+        )
+        return _json_response(websocket, status, msgspec.json.encode(body))
+
+    # WebSocket side
+
+    async def _handle(self, websocket: ServerConnection) -> None:
+        assert websocket.request is not None  # the handler only runs after a handshake
+        route = parse_route(websocket.request.path) or Route()
+        started = time.monotonic()
+        connection: Connection | None = None
+        try:
+            connection = await self._open(websocket, route)
+            if connection is None:
+                return
+            await self._serve(connection)
+        except ConnectionClosed:
+            pass
+        finally:
+            if connection is not None:
+                self.registry.discard(connection)
+                log.info(
+                    "connection.closed",
+                    user_id=ids.encode(ids.Prefix.USER, connection.user_id),
+                    code=websocket.close_code,
+                    seconds=round(time.monotonic() - started, 3),
+                )
+
+    async def _open(self, websocket: ServerConnection, route: Route) -> Connection | None:
+        """Wait for ``connection.init``, authenticate it and acknowledge; ``None`` if the socket was closed."""
+        try:
+            async with asyncio.timeout(self.options.init_timeout):
+                message = await websocket.recv()
+        except TimeoutError:
+            await websocket.close(CloseCode.POLICY_VIOLATION, "init_timeout")
+            return None
+        if isinstance(message, bytes):
+            await websocket.close(CloseCode.POLICY_VIOLATION, "bad_init_frame")
+            return None
+        try:
+            frame = decode_client_frame(message)
+        except FrameError:
+            await websocket.close(CloseCode.POLICY_VIOLATION, "bad_init_frame")
+            return None
+        if not isinstance(frame, ConnectionInit):
+            await websocket.close(CloseCode.POLICY_VIOLATION, "init_required")
+            return None
+        try:
+            claims = await self._authenticate(frame.token)
+        except Unauthenticated as exc:
+            log.info("connection.rejected", code=exc.code, remote=_remote(websocket))
+            await websocket.close(CloseCode.POLICY_VIOLATION, exc.code)
+            return None
+        except Unavailable:
+            await websocket.close(CloseCode.TRY_AGAIN_LATER, "unavailable")
+            return None
+        if self._draining:
+            await websocket.close(CloseCode.SERVICE_RESTART, "service_restart")
+            return None
+        connection = Connection(
+            websocket=websocket,
+            user_id=claims.user_id,
+            session_id=claims.session_id,
+            client=frame.client,
+            chat_id=route.chat_id,
+            roles=claims.roles,
+        )
+        self.registry.add(connection)
+        await connection.send(
+            ConnectionAck(
+                user_id=ids.encode(ids.Prefix.USER, claims.user_id),
+                session_id=ids.encode(ids.Prefix.SESSION, claims.session_id),
+                heartbeat_ms=self.heartbeat_ms,
+            )
+        )
+        log.info(
+            "connection.open",
+            user_id=ids.encode(ids.Prefix.USER, claims.user_id),
+            session_id=ids.encode(ids.Prefix.SESSION, claims.session_id),
+            client=frame.client,
+            chat_id=ids.encode(ids.Prefix.CHAT, route.chat_id) if route.chat_id else None,
+            remote=_remote(websocket),
+        )
+        return connection
+
+    async def _authenticate(self, token: str) -> AccessClaims:
+        """The claims behind ``token``; database trouble becomes :class:`Unavailable`."""
+        try:
+            async with asyncio.timeout(self.options.auth_timeout):
+                return await self._authenticator.check(token)
+        except DomainError:
+            raise
+        except (TimeoutError, SQLAlchemyError, OSError) as exc:
+            log.warning("connection.auth_unavailable", error=type(exc).__name__)
+            raise Unavailable("cannot verify the session now") from exc
+
+    async def _serve(self, connection: Connection) -> None:
+        """Answer frames until the client goes away."""
+        async for message in connection.websocket:
+            if isinstance(message, bytes):
+                await connection.send(ErrorFrame(code="bad_frame", message="frames are JSON text messages"))
+                continue
+            try:
+                frame = decode_client_frame(message)
+            except FrameError as exc:
+                await connection.send(ErrorFrame(code="bad_frame", message=str(exc)))
+                continue
+            if isinstance(frame, Ping):
+                await connection.send(Pong())
+            elif isinstance(frame, ConnectionInit):
+                await connection.send(ErrorFrame(code="bad_frame", message="connection already initialised"))
+
+    # NATS
+
+    async def _connect_nats(self) -> NatsClient:
+        async def on_error(exc: Exception) -> None:
+            log.warning("nats.error", error=type(exc).__name__, detail=str(exc))
+
+        async def on_disconnected() -> None:
+            # Draining disconnects on purpose; only an unexpected loss is worth a warning.
+            if not self._draining:
+                log.warning("nats.disconnected")
+
+        async def on_reconnected() -> None:
+            log.info("nats.reconnected")
+
+        client = await nats.connect(
+            self._nats_url,
+            name=self.options.nats_name,
+            error_cb=on_error,
+            disconnected_cb=on_disconnected,
+            reconnected_cb=on_reconnected,
+            connect_timeout=2,
+            # Once up, keep trying: a NATS blip must not take the sockets down with it.
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=1,
+            drain_timeout=5,
+        )
+        url = client.connected_url
+        log.info("nats.connected", server=_redact(url.netloc) if url else None)
+        return client
+
+    async def _drain_nats(self, client: NatsClient) -> None:
+        if client.is_closed:
+            return
+        try:
+            await client.drain()
+        except Exception as exc:
+            # A drain can fail while reconnecting; closing still releases the socket.
+            log.warning("nats.drain_failed", error=type(exc).__name__)
+            await client.close()
+
+
+def _json_response(websocket: ServerConnection, status: http.HTTPStatus, body: bytes) -> Response:
+    response = websocket.respond(status, body.decode())
+    del response.headers["Content-Type"]
+    response.headers["Content-Type"] = "application/json"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _nats_state(client: NatsClient | None) -> str:
+    if client is None:
+        return "disconnected"
+    if client.is_connected:
+        return "connected"
+    if client.is_reconnecting:
+        return "reconnecting"
+    return "closed" if client.is_closed else "disconnected"
+
+
+def _remote(websocket: ServerConnection) -> str | None:
+    address = websocket.remote_address
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return None
+
+
+def _redact(netloc: str) -> str:
+    """``host:port`` without any ``user:password@`` part."""
+    return netloc.rpartition("@")[2]

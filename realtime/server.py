@@ -1,0 +1,63 @@
+"""Process entry point of the gateway: settings, engines, signals, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import uvloop
+
+from realtime.gateway import Gateway, GatewayOptions
+from realtime.logs import configure_logging, get_logger
+from shared.config import Settings, SettingsError, get_settings
+from shared.db.session import create_engine, create_session_factory
+from shared.domain.auth.access import AccessChecker
+from shared.domain.auth.tokens import AccessTokens
+
+log = get_logger("realtime.server")
+
+
+def main(
+    host: str = "127.0.0.1",
+    port: int = 8001,
+    *,
+    init_timeout: float = 5.0,
+    heartbeat_interval: float = 20.0,
+    drain_grace: float = 0.0,
+) -> None:
+    """Run the gateway on ``host:port`` until SIGTERM or SIGINT, then drain and return."""
+    # Log settings errors in the same JSON shape as everything else.
+    configure_logging()
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        log.error("settings.invalid", error=str(exc))
+        raise SystemExit(2) from None
+    configure_logging(settings.log_level, json=settings.log_json)
+    options = GatewayOptions(init_timeout=init_timeout, heartbeat_interval=heartbeat_interval, drain_grace=drain_grace)
+    exit_code = uvloop.run(_run(settings, host, port, options))
+    if exit_code:
+        raise SystemExit(exit_code)
+
+
+async def _run(settings: Settings, host: str, port: int, options: GatewayOptions) -> int:
+    engine = create_engine(settings)
+    try:
+        checker = AccessChecker(AccessTokens(settings), create_session_factory(engine))
+        gateway = Gateway(checker, settings.nats_url, options)
+        # Installed before start-up, so a SIGTERM during it still ends in a clean exit.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await gateway.start(host, port)
+        except Exception as exc:
+            # Unreachable NATS or a taken port: fail fast so the supervisor restarts us.
+            log.error("gateway.start_failed", error=type(exc).__name__, detail=str(exc))
+            return 1
+        await stop.wait()
+        await gateway.shutdown()
+        return 0
+    finally:
+        await engine.dispose()

@@ -1,0 +1,97 @@
+"""Domain events: typed wire payloads, the transactional outbox, and NATS subjects.
+
+A service appends events with :func:`record` inside its transaction; the worker's
+outbox relay later turns each row into an arq job (job id = row id) and a NATS
+message on :func:`subject_for`. Nothing is published for a transaction that rolled back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import Index, String, func, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db.base import Base, UUIDv7Key
+
+EVENTS_SUBJECT_PREFIX = "events"
+OUTBOX_CHANNEL = "tribe_outbox"
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Base of every domain event; the tag is its type, e.g. ``email.requested``."""
+
+    version: int = 1
+
+
+class EmailRequested(Event, tag="email.requested"):
+    """Send one plain-text email."""
+
+    to: str
+    subject: str
+    body: str
+
+
+class UserRegistered(Event, tag="user.registered"):
+    """A new account exists."""
+
+    user_id: uuid.UUID
+
+
+DomainEvent = EmailRequested | UserRegistered
+
+_decoder = msgspec.json.Decoder(DomainEvent)
+
+
+def event_type(event: Event) -> str:
+    """The tag of ``event`` (its routing key)."""
+    tag = type(event).__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag
+
+
+def subject_for(event_type_: str) -> str:
+    """The NATS subject a domain event is published on."""
+    return f"{EVENTS_SUBJECT_PREFIX}.{event_type_}"
+
+
+def encode_event(event: Event) -> bytes:
+    """JSON bytes of ``event``, tag included."""
+    return msgspec.json.encode(event)
+
+
+def decode_event(data: bytes | str) -> DomainEvent:
+    """The typed event behind ``data``."""
+    return _decoder.decode(data)
+
+
+class OutboxRow(UUIDv7Key, Base):
+    """An event waiting for the relay; ``published_at`` is set once it is handed on."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        # The relay only ever scans unpublished rows in id (= time) order.
+        Index("ix_outbox_pending", "id", postgresql_where=text("published_at IS NULL")),
+    )
+
+    event_type: Mapped[str] = mapped_column(String(80))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    published_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(server_default="0")
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+async def record(session: AsyncSession, *events: Event) -> list[uuid.UUID]:
+    """Append ``events`` to the outbox in the caller's transaction and wake the relay on commit."""
+    rows = [OutboxRow(event_type=event_type(e), payload=msgspec.to_builtins(e)) for e in events]
+    session.add_all(rows)
+    await session.flush()
+    # NOTIFY is transactional: listeners hear it only if this transaction commits.
+    await session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
+    return [row.id for row in rows]

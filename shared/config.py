@@ -1,0 +1,124 @@
+"""Settings read from ``TRIBE_*`` environment variables, once per process."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+ENV_PREFIX = "TRIBE_"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Every knob of the three processes. Field ``foo_bar`` is read from ``TRIBE_FOO_BAR``."""
+
+    # Engines
+    database_url: str
+    redis_url: str
+    nats_url: str
+    s3_endpoint_url: str
+    s3_access_key: str
+    s3_secret_key: str
+    s3_bucket: str = "tribe-media"
+    s3_region: str = "us-east-1"
+    stripe_api_base: str
+    stripe_api_key: str = "sk_test_tribe"
+    stripe_webhook_secret: str = "whsec_tribe_dev"
+    smtp_url: str
+    mail_from: str = "Tribe <no-reply@tribe.local>"
+
+    # Auth
+    jwt_secret: str
+    jwt_issuer: str = "tribe"
+    jwt_audience: str = "tribe-api"
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_days: int = 30
+    password_reset_ttl_minutes: int = 30
+    email_verify_ttl_hours: int = 48
+
+    # Public addresses, used in links and the `tribe up` table
+    public_api_url: str = "http://127.0.0.1:8000"
+    public_realtime_url: str = "ws://127.0.0.1:8001"
+    public_app_url: str = "http://127.0.0.1:8000"
+
+    # Behaviour
+    env: str = "development"
+    log_level: str = "INFO"
+    log_json: bool = True
+    max_body_bytes: int = 1_048_576
+    auth_rate_limit_per_minute: int = 10
+    invite_only: bool = False
+    db_pool_size: int = 10
+
+    def __post_init__(self) -> None:
+        if len(self.jwt_secret) < 32:
+            raise SettingsError(f"{ENV_PREFIX}JWT_SECRET must be at least 32 characters long")
+        for name in ("database_url", "redis_url", "nats_url", "s3_endpoint_url", "smtp_url", "stripe_api_base"):
+            value: str = getattr(self, name)
+            if "://" not in value:
+                raise SettingsError(f"{env_name(name)} must be a URL, got {value!r}")
+        if not self.database_url.startswith(("postgresql://", "postgresql+asyncpg://", "postgres://")):
+            raise SettingsError(f"{ENV_PREFIX}DATABASE_URL must be a postgresql:// URL")
+
+    @property
+    def async_database_url(self) -> str:
+        """The database URL with the asyncpg driver SQLAlchemy needs."""
+        return asyncpg_url(self.database_url)
+
+
+def asyncpg_url(url: str) -> str:
+    """``url`` with the ``postgresql+asyncpg`` scheme SQLAlchemy needs."""
+    return f"postgresql+asyncpg://{url.split('://', 1)[1]}"
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def known_variables() -> frozenset[str]:
+    """Every ``TRIBE_*`` variable the settings understand."""
+    return frozenset(env_name(f) for f in Settings.__struct_fields__)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from ``environ`` (default ``os.environ``), naming any bad variable."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    for field in Settings.__struct_fields__:
+        value = environ.get(env_name(field))
+        if value is not None:
+            raw[field] = value
+    missing = [env_name(f) for f in Settings.__struct_fields__ if f not in raw and f in _required_fields()]
+    if missing:
+        raise SettingsError(f"missing required setting(s): {', '.join(missing)}")
+    try:
+        # strict=False parses "8000" and "true" from the string environment.
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        # msgspec reports "... - at `$.field`"; translate the path into the variable.
+        message = str(exc)
+        if "`$." in message:
+            field = message.rsplit("`$.", 1)[1].rstrip("`")
+            message = f"{env_name(field)}: {message.rsplit(' - at ', 1)[0]}"
+        raise SettingsError(message) from None
+
+
+@functools.cache
+def _required_fields() -> frozenset[str]:
+    info = msgspec.inspect.type_info(Settings)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return frozenset(f.name for f in info.fields if f.required)
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use (inside start-up, never at import)."""
+    return load_settings()

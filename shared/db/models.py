@@ -1,0 +1,8 @@
+"""Imports every table so ``Base.metadata`` is complete (Alembic and drift checks use it)."""
+
+from shared.bus import OutboxRow
+from shared.db.base import Base
+from shared.domain.auth.models import AuthSession, OneTimeToken, RefreshToken
+from shared.domain.users.models import User
+
+__all__ = ["AuthSession", "Base", "OneTimeToken", "OutboxRow", "RefreshToken", "User"]

@@ -1,0 +1,121 @@
+"""Profiles: read one's own, read another's, change one's own (or any, as an admin)."""
+
+from __future__ import annotations
+
+import uuid
+import zoneinfo
+from collections.abc import Iterable
+
+import msgspec
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared import ids
+from shared.domain.auth.tokens import AccessClaims
+from shared.domain.users.models import Role, User
+from shared.domain.users.schemas import OwnProfile, ProfileUpdate, PublicProfile
+from shared.errors import FieldError, InvalidInput, NotFound, PermissionDenied
+
+
+def normalize_interests(raw: Iterable[str]) -> list[str]:
+    """Trimmed, lower-cased, de-duplicated interests in the order given."""
+    seen: dict[str, None] = {}
+    for item in raw:
+        value = " ".join(item.split()).lower()
+        if value:
+            seen.setdefault(value, None)
+    return list(seen)
+
+
+class UserService:
+    """Reads and updates profiles; visibility and ownership rules live here."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def get_own_profile(self, viewer: AccessClaims) -> OwnProfile:
+        """The caller's full profile."""
+        user = await self._load(viewer.user_id)
+        return OwnProfile(
+            id=ids.encode(ids.Prefix.USER, user.id),
+            email=user.email,
+            email_verified=user.email_verified_at is not None,
+            display_name=user.display_name,
+            bio=user.bio,
+            city=user.city,
+            avatar_url=user.avatar_url,
+            interests=user.interests,
+            timezone=user.timezone,
+            icebreaker_prompt_id=user.icebreaker_prompt_id,
+            roles=user.roles,
+            status=user.status,
+            settings=user.settings,
+            badges=[],
+            premium_tier=user.premium_tier,
+            last_active_at=user.last_active_at,
+            created_at=user.created_at,
+        )
+
+    async def get_public_profile(self, viewer: AccessClaims, user_id: uuid.UUID) -> PublicProfile:
+        """Another user's public profile; 404 if there is no such user."""
+        user = await self._load(user_id)
+        return PublicProfile(
+            id=ids.encode(ids.Prefix.USER, user.id),
+            display_name=user.display_name,
+            bio=user.bio,
+            city=user.city,
+            avatar_url=user.avatar_url,
+            interests=user.interests,
+            badges=[],  # filled once badges land
+            premium_tier=user.premium_tier,
+            mutual_clubs=[],  # filled once clubs land
+            last_active_at=user.last_active_at,
+        )
+
+    async def update_profile(self, actor: AccessClaims, user_id: uuid.UUID, patch: ProfileUpdate) -> None:
+        """Apply the fields present in ``patch``; only the user themself or an admin may."""
+        if actor.user_id != user_id and Role.ADMIN.value not in actor.roles:
+            async with self._sessions() as session:
+                exists = await session.scalar(select(User.id).where(User.id == user_id))
+            if exists is None:
+                raise NotFound("no such user", code="user_not_found")
+            raise PermissionDenied("you may only edit your own profile")
+        values = _changes(patch)
+        async with self._sessions.begin() as session:
+            target = await session.scalar(select(User.id).where(User.id == user_id).with_for_update())
+            if target is None:
+                raise NotFound("no such user", code="user_not_found")
+            if values:
+                await session.execute(update(User).where(User.id == user_id).values(**values))
+
+    async def _load(self, user_id: uuid.UUID) -> User:
+        async with self._sessions() as session:
+            user = await session.get(User, user_id)
+        if user is None:
+            raise NotFound("no such user", code="user_not_found")
+        return user
+
+
+def _changes(patch: ProfileUpdate) -> dict[str, object]:
+    """The column values ``patch`` sets, validated and normalised."""
+    values: dict[str, object] = {
+        field: value for field in patch.__struct_fields__ if (value := getattr(patch, field)) is not msgspec.UNSET
+    }
+    errors: list[FieldError] = []
+    if "display_name" in values:
+        name = str(values["display_name"]).strip()
+        if not name:
+            errors.append(FieldError("display_name", "must not be blank"))
+        values["display_name"] = name
+    if "interests" in values:
+        values["interests"] = normalize_interests(values["interests"])  # type: ignore[arg-type]
+    if "city" in values and values["city"] is not None:
+        values["city"] = str(values["city"]).strip() or None
+    if "timezone" in values:
+        try:
+            zoneinfo.ZoneInfo(str(values["timezone"]))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            errors.append(FieldError("timezone", "not an IANA time zone name"))
+    if errors:
+        raise InvalidInput(errors=errors)
+    return values

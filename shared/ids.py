@@ -1,0 +1,71 @@
+"""Prefixed public ids (``usr_...``) over UUIDv7 primary keys, encoded in one place."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from enum import StrEnum
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
+_DECODE = {c: i for i, c in enumerate(_ALPHABET)}
+_ENCODED_LEN = 26  # 128 bits in 5-bit symbols
+
+
+class Prefix(StrEnum):
+    """The kinds of public id; each prefix belongs to one table."""
+
+    USER = "usr"
+    CLUB = "club"
+    EVENT = "evt"
+    CHAT = "chat"
+    MESSAGE = "msg"
+    POST = "post"
+    COMMENT = "cmt"
+    RSVP = "rsvp"
+    MEDIA = "med"
+    NOTIFICATION = "ntf"
+    SUBSCRIPTION = "sub"
+    PAYMENT = "pay"
+    BOOST = "boost"
+    SESSION = "ses"
+
+
+class InvalidId(ValueError):
+    """A public id that is malformed or of another kind."""
+
+
+def uuid7() -> uuid.UUID:
+    """A time-ordered UUID (RFC 9562 version 7): 48-bit ms timestamp, then random bits."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80 | rand & ((1 << 80) - 1)
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return uuid.UUID(int=value)
+
+
+def encode(prefix: Prefix, value: uuid.UUID) -> str:
+    """``usr_`` + the UUID in 26 base32 symbols."""
+    n = value.int
+    out = []
+    for _ in range(_ENCODED_LEN):
+        out.append(_ALPHABET[n & 31])
+        n >>= 5
+    return f"{prefix.value}_{''.join(reversed(out))}"
+
+
+def decode(prefix: Prefix, public_id: str) -> uuid.UUID:
+    """The UUID behind ``public_id``; raises :class:`InvalidId` unless it is a well-formed ``prefix`` id."""
+    head, sep, body = public_id.partition("_")
+    if not sep or head != prefix.value or len(body) != _ENCODED_LEN:
+        raise InvalidId(f"not a valid {prefix.value}_ id")
+    n = 0
+    for char in body:
+        digit = _DECODE.get(char)
+        if digit is None:
+            raise InvalidId(f"not a valid {prefix.value}_ id")
+        n = n << 5 | digit
+    if n >> 128:
+        raise InvalidId(f"not a valid {prefix.value}_ id")
+    return uuid.UUID(int=n)

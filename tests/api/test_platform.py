@@ -1,0 +1,83 @@
+"""Cross-cutting API behaviour: problem+json, body cap, request ids, health, metrics, OpenAPI."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.api.conftest import PASSWORD, unique_email
+
+
+async def test_malformed_json_is_400_problem_json(client: httpx.AsyncClient) -> None:
+    for body in (b'{"email":', b"{not json}", b"\xff\xfe"):
+        response = await client.post("/v1/users", content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 400, body
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["code"] == "malformed_json"
+        assert problem["status"] == 400
+        assert {"type", "title", "status", "detail", "code"} <= set(problem)
+
+
+async def test_wrong_json_type_is_422(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/users", json=[1, 2, 3])
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_failed"
+
+
+async def test_oversized_body_is_413_and_stores_nothing(client: httpx.AsyncClient) -> None:
+    email = unique_email()
+    body = {"email": email, "password": PASSWORD, "display_name": "x" * 2_000_000}
+    response = await client.post("/v1/users", json=body)
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "payload_too_large"
+    login = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert login.status_code == 401
+
+
+async def test_request_id_is_echoed_or_generated(client: httpx.AsyncClient) -> None:
+    echoed = await client.get("/health/live", headers={"X-Request-Id": "abc-123"})
+    assert echoed.headers["x-request-id"] == "abc-123"
+    generated = await client.get("/health/live")
+    assert len(generated.headers["x-request-id"]) >= 16
+    unsafe = await client.get("/health/live", headers={"X-Request-Id": "bad id\twith spaces"})
+    assert unsafe.headers["x-request-id"] != "bad id\twith spaces"
+    # Errors raised before any route (401, 404) carry it too.
+    assert "x-request-id" in (await client.get("/v1/users/me")).headers
+    assert "x-request-id" in (await client.get("/v1/nowhere")).headers
+
+
+async def test_unknown_route_and_method_are_problem_json(client: httpx.AsyncClient) -> None:
+    missing = await client.get("/v1/nowhere")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    wrong_method = await client.delete("/v1/auth/login")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["code"] == "method_not_allowed"
+
+
+async def test_health_endpoints(client: httpx.AsyncClient) -> None:
+    live = await client.get("/health/live")
+    assert live.status_code == 200
+    ready = await client.get("/health/ready")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ok", "checks": {"postgres": "ok", "redis": "ok", "nats": "ok"}}
+
+
+async def test_metrics_are_prometheus_text(client: httpx.AsyncClient) -> None:
+    await client.get("/health/live")
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert "tribe_api_requests_total" in response.text
+
+
+async def test_openapi_and_docs(client: httpx.AsyncClient) -> None:
+    spec = await client.get("/schema/openapi.json")
+    assert spec.status_code == 200
+    document = spec.json()
+    assert document["openapi"].startswith("3.1")
+    for path in ("/v1/users", "/v1/users/me", "/v1/users/{user_id}", "/v1/auth/login", "/v1/auth/refresh"):
+        assert path in document["paths"], path
+    docs = await client.get("/docs", follow_redirects=True)
+    assert docs.status_code == 200
+    assert "text/html" in docs.headers["content-type"]

@@ -1,0 +1,30 @@
+"""Public ids: round trips, time order, and refusal of malformed or foreign ids."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared import ids
+
+
+def test_round_trip_and_prefix() -> None:
+    value = ids.uuid7()
+    public = ids.encode(ids.Prefix.USER, value)
+    assert public.startswith("usr_")
+    assert ids.decode(ids.Prefix.USER, public) == value
+    assert value.version == 7
+
+
+def test_uuid7_is_time_ordered() -> None:
+    values = [ids.uuid7() for _ in range(200)]
+    stamps = [v.int >> 80 for v in values]
+    assert stamps == sorted(stamps)
+    assert len(set(values)) == len(values)
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "usr_", "usr", "usr_short", "evt_01m80grxbre6erwz8gytwpvfv6", "usr_01m80grxbre6erwz8gytwpvfvU", "usr_z1m80grxbre6erwz8gytwpvfv6"]
+)
+def test_malformed_or_foreign_ids_are_refused(bad: str) -> None:
+    with pytest.raises(ids.InvalidId):
+        ids.decode(ids.Prefix.USER, bad)

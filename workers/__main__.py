@@ -1,0 +1,5 @@
+"""``python -m workers``."""
+
+from workers.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""arq jobs, one module per domain; each takes one msgspec Struct and is idempotent."""

@@ -1,0 +1,172 @@
+"""The worker's composition root: arq settings, start-up and shutdown of its resources."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from contextlib import AsyncExitStack
+from typing import Any
+
+import structlog
+from arq.connections import RedisSettings
+from arq.cron import CronJob, cron
+from arq.worker import Worker
+from nats.aio.client import Client as NatsClient
+from sqlalchemy import text
+
+from shared.config import Settings, get_settings
+from shared.db.session import create_engine, create_session_factory
+from shared.mail import Mailer
+from workers.context import EXIT_STACK_KEY, RESOURCES_KEY, SETTINGS_KEY, WorkerResources
+from workers.jobs.base import JobSpec
+from workers.jobs.mail import SEND_EMAIL
+from workers.jobs.system import heartbeat
+from workers.outbox import OutboxRelay, listen_dsn
+from workers.serialization import job_deserializer, job_serializer
+
+log = structlog.stdlib.get_logger(__name__)
+
+JOBS: tuple[JobSpec[Any], ...] = (SEND_EMAIL,)
+"""Every job this worker runs; the relay and enqueue helpers only queue jobs listed here."""
+
+POLL_DELAY_S = 0.05
+"""How often arq looks at the queue: a queued job starts within this (plus its own run time)."""
+
+NATS_CONNECT_TIMEOUT_S = 10.0
+SHUTDOWN_GRACE_S = 5
+
+
+def worker_name() -> str:
+    """This process as other workers and the heartbeat see it: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def cron_jobs() -> list[CronJob]:
+    """Fresh cron entries (arq keeps each one's next run time on the object, so one per worker)."""
+    return [cron(heartbeat, name="heartbeat", second=0, run_at_startup=True, timeout=10)]
+
+
+def worker_settings(settings: Settings) -> dict[str, Any]:
+    """The arq ``WorkerSettings`` for ``settings``, built at run time so nothing is read at import."""
+    return {
+        "functions": [job.arq_function() for job in JOBS],
+        "cron_jobs": cron_jobs(),
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "job_serializer": job_serializer,
+        "job_deserializer": job_deserializer,
+        "poll_delay": POLL_DELAY_S,
+        "max_jobs": 20,
+        # On SIGTERM stop taking jobs and let running ones finish for this long before cancelling them.
+        "job_completion_wait": SHUTDOWN_GRACE_S,
+        # ctx carries the settings so start-up uses the same ones the Redis connection came from.
+        "ctx": {SETTINGS_KEY: settings},
+    }
+
+
+def create_worker(settings: Settings, **overrides: Any) -> Worker:
+    """An arq ``Worker`` for ``settings``; ``overrides`` are ``Worker`` keyword arguments (``burst=True`` ...)."""
+    options = worker_settings(settings)
+    if "ctx" in overrides:
+        overrides["ctx"] = {**options["ctx"], **overrides["ctx"]}
+    return Worker(**{**options, **overrides})
+
+
+async def startup(ctx: dict[Any, Any]) -> None:
+    """arq ``on_startup``: connect to Postgres and NATS, build the mailer, start the outbox relay."""
+    settings = ctx.get(SETTINGS_KEY)
+    if not isinstance(settings, Settings):
+        settings = get_settings()
+    name = worker_name()
+    stack = AsyncExitStack()
+    ctx[EXIT_STACK_KEY] = stack
+    try:
+        engine = create_engine(settings)
+        stack.push_async_callback(engine.dispose)
+        async with engine.connect() as connection:
+            # Fail start-up now rather than on the first job if the database is unreachable.
+            await connection.execute(text("SELECT 1"))
+
+        nats = await connect_nats(settings.nats_url, name=f"tribe-worker {name}")
+        stack.push_async_callback(close_nats, nats)
+
+        resources = WorkerResources(
+            settings=settings,
+            redis=ctx["redis"],
+            sessions=create_session_factory(engine),
+            nats=nats,
+            mailer=Mailer.from_settings(settings),
+            worker_name=name,
+        )
+        relay = OutboxRelay(
+            sessions=resources.sessions,
+            redis=resources.redis,
+            nats=nats,
+            listen_dsn=listen_dsn(settings.database_url),
+        )
+        relay.start()
+        stack.push_async_callback(relay.stop)
+        ctx[RESOURCES_KEY] = resources
+    except BaseException:
+        # arq calls on_shutdown even after a failed start-up; leave it nothing half-built.
+        ctx.pop(EXIT_STACK_KEY, None)
+        await stack.aclose()
+        raise
+    log.info("worker.started", worker=name)
+
+
+async def shutdown(ctx: dict[Any, Any]) -> None:
+    """arq ``on_shutdown``: stop the relay, drain NATS, dispose of the engine (reverse start-up order)."""
+    ctx.pop(RESOURCES_KEY, None)
+    stack: AsyncExitStack | None = ctx.pop(EXIT_STACK_KEY, None)
+    if stack is not None:
+        await stack.aclose()
+        log.info("worker.stopped", worker=worker_name())
+
+
+async def connect_nats(url: str, *, name: str) -> NatsClient:
+    """A NATS client that reconnects forever once connected, but fails start-up if the first connect hangs."""
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats.error", error=str(exc))
+
+    async def on_disconnected() -> None:
+        log.warning("nats.disconnected")
+
+    async def on_reconnected() -> None:
+        log.info("nats.reconnected")
+
+    client = NatsClient()
+    try:
+        await asyncio.wait_for(
+            client.connect(
+                url,
+                name=name,
+                connect_timeout=2,
+                reconnect_time_wait=1,
+                max_reconnect_attempts=-1,
+                drain_timeout=SHUTDOWN_GRACE_S,
+                error_cb=on_error,
+                disconnected_cb=on_disconnected,
+                reconnected_cb=on_reconnected,
+            ),
+            timeout=NATS_CONNECT_TIMEOUT_S,
+        )
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await client.close()
+        raise
+    return client
+
+
+async def close_nats(client: NatsClient) -> None:
+    """Flush what was published and close ``client``."""
+    if client.is_closed:
+        return
+    try:
+        await client.drain()
+    except Exception:
+        await client.close()
