@@ -37,8 +37,8 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,source=uv.lock,target=uv.lock \
     uv sync --locked --no-dev --no-install-project
 
-# Then the project itself (editable, so files beside the packages such as an
-# alembic.ini are found from /app exactly as in a checkout).
+# Then the project itself, editable: /app is laid out like a checkout, so code that
+# finds files beside the packages (shared/db/migrate.py -> /app/migrations) works.
 COPY . /app
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --locked --no-dev \
@@ -49,7 +49,8 @@ FROM ${PYTHON_IMAGE} AS localstripe
 ARG LOCALSTRIPE_VERSION
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install --disable-pip-version-check "localstripe==${LOCALSTRIPE_VERSION}" \
- && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin stripe
+ && groupadd --system --gid 10001 stripe \
+ && useradd --system --uid 10001 --gid stripe --home-dir /nonexistent --shell /usr/sbin/nologin stripe
 USER 10001:10001
 WORKDIR /tmp
 EXPOSE 8420

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import nats
 from litestar import Litestar
-from nats.aio.client import Client as NATS
+from nats.aio.client import Client as NatsClient
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -29,7 +29,7 @@ class Runtime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     redis: Redis
-    nats: NATS
+    nats: NatsClient
     access: AccessChecker
     auth: AuthService
     users: UserService

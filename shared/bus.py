@@ -29,7 +29,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     version: int = 1
 
 
-class EmailRequested(Event, tag="email.requested"):
+class EmailRequested(Event, frozen=True, kw_only=True, tag="email.requested"):
     """Send one plain-text email."""
 
     to: str
@@ -37,7 +37,7 @@ class EmailRequested(Event, tag="email.requested"):
     body: str
 
 
-class UserRegistered(Event, tag="user.registered"):
+class UserRegistered(Event, frozen=True, kw_only=True, tag="user.registered"):
     """A new account exists."""
 
     user_id: uuid.UUID
@@ -67,7 +67,8 @@ def encode_event(event: Event) -> bytes:
 
 def decode_event(data: bytes | str) -> DomainEvent:
     """The typed event behind ``data``."""
-    return _decoder.decode(data)
+    event: DomainEvent = _decoder.decode(data)
+    return event
 
 
 class OutboxRow(UUIDv7Key, Base):

@@ -150,7 +150,7 @@ def up(data_dir: Path, api_port: int, realtime_port: int, with_seed: bool) -> No
             if stop_requested:
                 break
             with (logs / f"{name}.log").open("ab") as log_file:
-                children[name] = subprocess.Popen(
+                children[name] = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
                     [sys.executable, "-m", "shared.cli", *args],
                     env=env,
                     stdout=log_file,

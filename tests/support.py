@@ -44,7 +44,9 @@ def start_process(args: list[str], env: Mapping[str, str], log_path: Path) -> su
         )
 
 
-def wait_http(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> None:
+def wait_http(
+    url: str, timeout: float, process: subprocess.Popen[bytes] | None = None, log: Path | None = None
+) -> None:
     """Poll ``url`` until it answers 200; fail with the process log if it dies or times out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from api.deps import provide_runtime
 
-CHECK_TIMEOUT_SECONDS = 2.0
+CHECK_TIMEOUT_SECONDS = 2
 
 
 class HealthStatus(msgspec.Struct):

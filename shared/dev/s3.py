@@ -20,7 +20,7 @@ PROBE_KEY = ".tribe-dev/probe"
 # `weed server` stops its filer first and waits up to 15 s for the S3 gateway's metadata stream to
 # end, which it never does; SIGKILL after a short grace instead. Volume writes are appended and the
 # filer store is LevelDB (write-ahead log), so a kill loses nothing acknowledged.
-STOP_POLICY = StopPolicy(kill_after=3.0)
+STOP_POLICY = StopPolicy(kill_after=1.5)
 
 
 class S3Engine(Engine):
@@ -80,6 +80,9 @@ class S3Engine(Engine):
             f"-master.port={p['weed_master']}",
             f"-master.port.grpc={p['weed_master_grpc']}",
             "-master.telemetry=false",
+            # A single master restarting on its own raft state waits one election timeout (10 s by
+            # default) before it leads; nothing else votes, so a short one only speeds up start-up.
+            "-master.electionTimeout=1s",
             # Volumes are sparse files; many small ones leave room for a collection per bucket
             # (each grows 7 volumes) without the 30 GB default limit per volume.
             "-master.volumeSizeLimitMB=512",

@@ -18,9 +18,23 @@ DEMO_PASSWORD = "tribe-demo-password"
 
 # (email, display name, city, interests, bio, extra roles)
 DEMO_USERS: tuple[tuple[str, str, str, list[str], str, list[str]], ...] = (
-    ("alex@demo.tribe.dev", "Alex Rivera", "Austin", ["hiking", "live music"], "Trail runner, taco critic.", ["organizer"]),
+    (
+        "alex@demo.tribe.dev",
+        "Alex Rivera",
+        "Austin",
+        ["hiking", "live music"],
+        "Trail runner, taco critic.",
+        ["organizer"],
+    ),
     ("jordan@demo.tribe.dev", "Jordan Lee", "Austin", ["hiking", "photography"], "Sunrise chaser with a camera.", []),
-    ("sam@demo.tribe.dev", "Sam Okafor", "Austin", ["board games", "coffee"], "Hosts a Thursday games night.", ["organizer"]),
+    (
+        "sam@demo.tribe.dev",
+        "Sam Okafor",
+        "Austin",
+        ["board games", "coffee"],
+        "Hosts a Thursday games night.",
+        ["organizer"],
+    ),
     ("priya@demo.tribe.dev", "Priya Nair", "Austin", ["yoga", "live music"], "Yoga teacher, vinyl collector.", []),
     ("mia@demo.tribe.dev", "Mia Schultz", "Berlin", ["climbing", "techno"], "Bouldering most evenings.", []),
     ("noah@demo.tribe.dev", "Noah Brooks", "Berlin", ["cycling", "coffee"], "Weekend century rides.", []),
@@ -62,6 +76,4 @@ async def seed_demo(settings: Settings, console: Console) -> None:
                 progress.advance(task)
     finally:
         await engine.dispose()
-    console.print(
-        f"  demo community: {created} new of {len(DEMO_USERS)} users (password [bold]{DEMO_PASSWORD}[/bold])"
-    )
+    console.print(f"  demo community: {created} new of {len(DEMO_USERS)} users (password [bold]{DEMO_PASSWORD}[/bold])")

@@ -43,7 +43,9 @@ async def test_login_returns_the_token_pair(client: httpx.AsyncClient, make_acco
     assert claims["aud"] == "tribe-api"
     assert claims["iss"] == "tribe"
     assert int(claims["exp"]) - int(claims["iat"]) == 900  # type: ignore[call-overload]
-    assert (await client.get("/v1/users/me", headers={"Authorization": f"Bearer {body['access_token']}"})).status_code == 200
+    assert (
+        await client.get("/v1/users/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+    ).status_code == 200
 
 
 async def test_wrong_email_and_wrong_password_get_the_same_401(
@@ -65,7 +67,9 @@ async def test_refresh_rotates_and_the_old_token_is_spent(client: httpx.AsyncCli
     assert first.status_code == 200
     pair = first.json()
     assert pair["refresh_token"] != account.refresh_token
-    assert (await client.get("/v1/users/me", headers={"Authorization": f"Bearer {pair['access_token']}"})).status_code == 200
+    assert (
+        await client.get("/v1/users/me", headers={"Authorization": f"Bearer {pair['access_token']}"})
+    ).status_code == 200
     second = await client.post("/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
     assert second.status_code == 200
 
@@ -110,7 +114,9 @@ async def test_logout_revokes_the_family(client: httpx.AsyncClient, make_account
     account = await make_account()
     # A second session of the same user survives the first one's logout.
     other = (await client.post("/v1/auth/login", json={"email": account.email, "password": PASSWORD})).json()
-    response = await client.post("/v1/auth/logout", json={"refresh_token": account.refresh_token}, headers=account.headers)
+    response = await client.post(
+        "/v1/auth/logout", json={"refresh_token": account.refresh_token}, headers=account.headers
+    )
     assert response.status_code == 204
     assert (await client.post("/v1/auth/refresh", json={"refresh_token": account.refresh_token})).status_code == 401
     assert (await client.get("/v1/users/me", headers=account.headers)).status_code == 401
@@ -160,10 +166,14 @@ async def test_tampered_expired_and_foreign_tokens_are_refused(
     def signed(**overrides: object) -> str:
         return jwt.encode({**claims, **overrides}, JWT_SECRET, algorithm="HS256")
 
-    unsigned_header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    unsigned_header = b64(b'{"alg":"none","typ":"JWT"}')
+    forged_payload = b64(json.dumps({**claims, "roles": ["admin"]}).encode())
     bad_tokens = {
         "tampered signature": f"{header}.{payload}.{signature[:-4]}AAAA",
-        "tampered payload": f"{header}.{base64.urlsafe_b64encode(json.dumps({**claims, 'roles': ['admin']}).encode()).rstrip(b'=').decode()}.{signature}",
+        "tampered payload": f"{header}.{forged_payload}.{signature}",
         "alg none": f"{unsigned_header}.{payload}.",
         "expired": tokens.issue(user_id, session_id, ("user",), utcnow() - timedelta(hours=1)),
         "wrong type": signed(typ="refresh"),

@@ -158,15 +158,25 @@ async def test_patch_updates_allowed_fields(client: httpx.AsyncClient, make_acco
     assert me["timezone"] == "America/Chicago"
     assert me["icebreaker_prompt_id"] == "prompt_20240420"
     # Partial: an absent field stays, null clears a nullable one.
-    assert (await client.patch(f"/v1/users/{account.id}", json={"bio": None}, headers=account.headers)).status_code == 200
+    assert (
+        await client.patch(f"/v1/users/{account.id}", json={"bio": None}, headers=account.headers)
+    ).status_code == 200
     me = (await client.get("/v1/users/me", headers=account.headers)).json()
     assert me["bio"] is None
     assert me["city"] == "Austin"
 
 
-async def test_patch_refuses_forbidden_fields_and_bad_values(client: httpx.AsyncClient, make_account: MakeAccount) -> None:
+async def test_patch_refuses_forbidden_fields_and_bad_values(
+    client: httpx.AsyncClient, make_account: MakeAccount
+) -> None:
     account = await make_account()
-    for body in ({"email": "x@example.com"}, {"roles": ["admin"]}, {"premium_tier": "pro"}, {"status": "active"}, {"id": "usr_x"}):
+    for body in (
+        {"email": "x@example.com"},
+        {"roles": ["admin"]},
+        {"premium_tier": "pro"},
+        {"status": "active"},
+        {"id": "usr_x"},
+    ):
         response = await client.patch(f"/v1/users/{account.id}", json=body, headers=account.headers)
         assert response.status_code == 422, body
         assert response.json()["errors"][0]["field"] == next(iter(body))
@@ -202,7 +212,11 @@ async def test_patch_another_user_is_403_unless_admin(
 
 async def test_profile_routes_need_a_token(client: httpx.AsyncClient, make_account: MakeAccount) -> None:
     account = await make_account()
-    for method, path in (("GET", "/v1/users/me"), ("GET", f"/v1/users/{account.id}"), ("PATCH", f"/v1/users/{account.id}")):
+    for method, path in (
+        ("GET", "/v1/users/me"),
+        ("GET", f"/v1/users/{account.id}"),
+        ("PATCH", f"/v1/users/{account.id}"),
+    ):
         response = await client.request(method, path, json={} if method == "PATCH" else None)
         assert response.status_code == 401
         assert response.headers["content-type"] == "application/problem+json"

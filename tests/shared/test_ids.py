@@ -23,7 +23,16 @@ def test_uuid7_is_time_ordered() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "usr_", "usr", "usr_short", "evt_01m80grxbre6erwz8gytwpvfv6", "usr_01m80grxbre6erwz8gytwpvfvU", "usr_z1m80grxbre6erwz8gytwpvfv6"]
+    "bad",
+    [
+        "",
+        "usr_",
+        "usr",
+        "usr_short",
+        "evt_01m80grxbre6erwz8gytwpvfv6",
+        "usr_01m80grxbre6erwz8gytwpvfvU",
+        "usr_z1m80grxbre6erwz8gytwpvfv6",
+    ],
 )
 def test_malformed_or_foreign_ids_are_refused(bad: str) -> None:
     with pytest.raises(ids.InvalidId):

@@ -130,10 +130,7 @@ class AuthService:
                 if session_id is None:
                     raise Unauthenticated("unknown refresh token", code="invalid_refresh_token")
                 await self._revoke_family(session, session_id, now, reason="refresh_reuse")
-                reused = True
-            else:
-                reused = False
-        if reused:
+        if spent is None:
             # Raised after commit so the revocation sticks.
             raise Unauthenticated("refresh token already used; session revoked", code="refresh_token_reused")
         async with self._sessions.begin() as session:
@@ -257,7 +254,7 @@ class AuthService:
     async def _spend_one_time_token(
         self, session: AsyncSession, raw_token: str, purpose: TokenPurpose, now: datetime
     ) -> uuid.UUID:
-        user_id = await session.scalar(
+        user_id: uuid.UUID | None = await session.scalar(
             update(OneTimeToken)
             .where(
                 OneTimeToken.token_hash == hash_secret(raw_token),

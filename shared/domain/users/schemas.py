@@ -88,12 +88,12 @@ class ProfileUpdate(msgspec.Struct, forbid_unknown_fields=True):
     """Fields a user may change on their profile; absent fields stay as they are."""
 
     display_name: DisplayName | msgspec.UnsetType = msgspec.UNSET
-    bio: Bio | None | msgspec.UnsetType = msgspec.UNSET
-    city: City | None | msgspec.UnsetType = msgspec.UNSET
+    bio: Bio | msgspec.UnsetType | None = msgspec.UNSET
+    city: City | msgspec.UnsetType | None = msgspec.UNSET
     interests: Interests | msgspec.UnsetType = msgspec.UNSET
-    avatar_url: Url | None | msgspec.UnsetType = msgspec.UNSET
+    avatar_url: Url | msgspec.UnsetType | None = msgspec.UNSET
     timezone: TimezoneName | msgspec.UnsetType = msgspec.UNSET
-    icebreaker_prompt_id: PromptId | None | msgspec.UnsetType = msgspec.UNSET
+    icebreaker_prompt_id: PromptId | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class Success(msgspec.Struct):

@@ -1,0 +1,101 @@
+"""Fixtures for worker tests, built on the session's engines (``engine_env``, ``mail_dir``)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+
+import pytest
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from nats.aio.client import Client as NatsClient
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.config import Settings, load_settings
+from shared.db.session import create_engine, create_session_factory
+from workers.serialization import job_deserializer, job_serializer
+
+FindMail = Callable[[str], list[EmailMessage]]
+WaitForMail = Callable[[str], Awaitable[list[EmailMessage]]]
+
+
+@pytest.fixture(scope="session")
+def settings(engine_env: dict[str, str]) -> Settings:
+    """Settings pointing at the session's engines."""
+    return load_settings(engine_env)
+
+
+@pytest.fixture(scope="session")
+async def db_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """One engine for the worker tests."""
+    engine = create_engine(settings)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sessions(db_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Session factory on ``db_engine``."""
+    return create_session_factory(db_engine)
+
+
+@pytest.fixture
+def queue_name() -> str:
+    """An arq queue of this test's own, so jobs other tests leave behind do not run here."""
+    return f"tribe-test:{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+async def arq_redis(settings: Settings, queue_name: str) -> AsyncIterator[ArqRedis]:
+    """An arq pool with the worker's codec whose default queue is ``queue_name``."""
+    pool = await create_pool(
+        RedisSettings.from_dsn(settings.redis_url),
+        job_serializer=job_serializer,
+        job_deserializer=job_deserializer,
+        default_queue_name=queue_name,
+    )
+    yield pool
+    await pool.delete(queue_name)
+    await pool.aclose()
+
+
+@pytest.fixture
+async def nats_client(settings: Settings) -> AsyncIterator[NatsClient]:
+    """A NATS connection of the test's own."""
+    client = NatsClient()
+    await client.connect(settings.nats_url, connect_timeout=2, max_reconnect_attempts=2)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def find_mail(mail_dir: Path) -> FindMail:
+    """Parsed ``.eml`` files in the sink whose Subject is the given one."""
+
+    def find(subject: str) -> list[EmailMessage]:
+        found = []
+        for path in sorted(mail_dir.glob("*.eml")):
+            message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+            assert isinstance(message, EmailMessage)
+            if message["Subject"] == subject:
+                found.append(message)
+        return found
+
+    return find
+
+
+@pytest.fixture
+def wait_for_mail(find_mail: FindMail) -> WaitForMail:
+    """Wait (up to 10 s) until a mail with the given Subject is in the sink."""
+
+    async def wait(subject: str) -> list[EmailMessage]:
+        async with asyncio.timeout(10):
+            while not (found := find_mail(subject)):
+                await asyncio.sleep(0.05)
+        return found
+
+    return wait
