@@ -63,6 +63,7 @@ class GatewayOptions:
     max_message_bytes: int = 64 * 1024
     auth_timeout: float = 5.0
     nats_name: str = "tribe-realtime"
+    nats_startup_attempts: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,11 +325,13 @@ class Gateway:
             disconnected_cb=on_disconnected,
             reconnected_cb=on_reconnected,
             connect_timeout=2,
-            # Once up, keep trying: a NATS blip must not take the sockets down with it.
-            max_reconnect_attempts=-1,
+            # Bounded at start-up, so an unreachable NATS fails the process instead of hanging it.
+            max_reconnect_attempts=self.options.nats_startup_attempts,
             reconnect_time_wait=1,
             drain_timeout=5,
         )
+        # Once up, keep trying for ever: a NATS blip must not take the sockets down with it.
+        client.options["max_reconnect_attempts"] = -1
         url = client.connected_url
         log.info("nats.connected", server=_redact(url.netloc) if url else None)
         return client

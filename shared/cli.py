@@ -58,7 +58,6 @@ def api(host: str, port: int, workers: int) -> None:
         workers=workers,
         loop=Loops.uvloop,
         log_access=False,
-        process_name="tribe-api",
     ).serve()
 
 

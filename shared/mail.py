@@ -57,7 +57,7 @@ class Mailer:
             raise InvalidInput(f"cannot compose email: {exc}", code="email_invalid") from None
         recipients = message["To"].addresses
         if not recipients or not all(a.domain and a.username for a in recipients):
-            raise InvalidInput(f"not a deliverable address: {to!r}", code="email_invalid")
+            raise InvalidInput("the recipient is not a deliverable address", code="email_invalid")
         return message
 
     async def send(self, message: EmailMessage) -> None:

@@ -1,8 +1,6 @@
-"""Fixed-window rate limits kept in Redis, shared by every API process."""
+"""Rate limits kept in Redis, shared by every API process."""
 
 from __future__ import annotations
-
-import time
 
 from redis.asyncio import Redis
 
@@ -12,7 +10,7 @@ WINDOW_SECONDS = 60
 
 
 class RateLimiter:
-    """Allows ``limit`` hits per key per minute; the next one raises :class:`RateLimited`."""
+    """Allows ``limit`` hits per key in a window that opens with the key's first hit."""
 
     def __init__(self, redis: Redis, limit_per_minute: int) -> None:
         self._redis = redis
@@ -20,13 +18,13 @@ class RateLimiter:
 
     async def hit(self, bucket: str, key: str) -> None:
         """Count one hit for ``key`` in ``bucket``; raise once the window's allowance is spent."""
-        now = time.time()
-        window = int(now // WINDOW_SECONDS)
-        redis_key = f"rate:{bucket}:{key}:{window}"
+        redis_key = f"rate:{bucket}:{key}"
         async with self._redis.pipeline(transaction=True) as pipe:
+            # SET NX EX opens the window (and its expiry) only on the first hit; INCR keeps the TTL.
+            pipe.set(redis_key, 0, ex=WINDOW_SECONDS, nx=True)
             pipe.incr(redis_key)
-            pipe.expire(redis_key, WINDOW_SECONDS + 1)
-            count, _ = await pipe.execute()
+            pipe.ttl(redis_key)
+            _, count, ttl = await pipe.execute()
         if int(count) > self._limit:
-            retry_after = max(1, int((window + 1) * WINDOW_SECONDS - now) + 1)
+            retry_after = max(1, int(ttl))
             raise RateLimited(retry_after, f"too many {bucket} attempts; retry in {retry_after} s")

@@ -10,6 +10,19 @@ from structlog.typing import Processor
 
 from shared.config import Settings
 
+# arq's "job started" line; its third argument is the job's arguments.
+_ARQ_JOB_START = "%6.2fs \u2192 %s(%s)%s"
+
+
+class RedactJobArguments(logging.Filter):
+    """Drops job arguments from arq's start lines: they hold addresses, message bodies and tokens."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Replace the arguments in arq's job-start record; keep every record."""
+        if record.msg == _ARQ_JOB_START and isinstance(record.args, tuple) and len(record.args) == 4:
+            record.args = (record.args[0], record.args[1], "\u2026", record.args[3])
+        return True
+
 
 def configure_logging(settings: Settings) -> None:
     """JSON lines (or console output when ``log_json`` is off) on stderr at ``settings.log_level``."""
@@ -29,6 +42,7 @@ def configure_logging(settings: Settings) -> None:
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactJobArguments())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=pre_chain,

@@ -5,9 +5,15 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from shared.config import SettingsError, get_settings
+import structlog
+from redis.exceptions import RedisError
+
+from shared.config import SettingsError, env_name, get_settings
+from shared.errors import Unavailable
 from workers.logs import configure_logging
 from workers.settings import create_worker
+
+log = structlog.stdlib.get_logger(__name__)
 
 
 def main() -> None:
@@ -23,6 +29,13 @@ def main() -> None:
     try:
         # handle_signals: SIGTERM/SIGINT stop taking jobs, wait for running ones, then run on_shutdown.
         create_worker(settings, handle_signals=True).run()
+    except Unavailable as exc:
+        log.error("worker.start_failed", error=exc.detail)
+        raise SystemExit(1) from None
+    except RedisError as exc:
+        # arq connects to Redis itself, before on_startup, so its errors arrive unmapped.
+        log.error("worker.start_failed", error=f"cannot reach Redis ({env_name('redis_url')}): {exc}")
+        raise SystemExit(1) from None
     finally:
         asyncio.set_event_loop(None)
         loop.close()

@@ -92,6 +92,7 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._listener: Any = None  # asyncpg.Connection while listening
         self._listen_retry_at = 0.0
+        self._failing = False
         # Row id -> monotonic time before which this process leaves a failed row alone.
         # Only a hint for pacing retries; correctness rests on the row lock and the job id.
         self._backoff: dict[uuid.UUID, float] = {}
@@ -100,6 +101,11 @@ class OutboxRelay:
     def listening(self) -> bool:
         """Whether the LISTEN connection is up (otherwise only polling wakes the relay)."""
         return self._listener is not None and not self._listener.is_closed()
+
+    @property
+    def running(self) -> bool:
+        """Whether the background task is alive."""
+        return self._task is not None and not self._task.done()
 
     def wake(self) -> None:
         """Ask the running relay to look for rows now."""
@@ -201,8 +207,17 @@ class OutboxRelay:
                 await self._ensure_listening()
                 try:
                     await self.drain()
-                except Exception:
-                    log.exception("outbox.relay_failed")
+                except Exception as exc:
+                    # One traceback per outage, not one per poll while the database is down.
+                    if not self._failing:
+                        log.exception("outbox.relay_failed")
+                    else:
+                        log.debug("outbox.relay_still_failing", error=_describe(exc))
+                    self._failing = True
+                else:
+                    if self._failing:
+                        log.info("outbox.relay_recovered")
+                    self._failing = False
                 if self._stopping.is_set():
                     break
                 with contextlib.suppress(TimeoutError):

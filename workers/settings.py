@@ -14,10 +14,13 @@ from arq.connections import RedisSettings
 from arq.cron import CronJob, cron
 from arq.worker import Worker
 from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
-from shared.config import Settings, get_settings
+from shared.config import Settings, env_name, get_settings
 from shared.db.session import create_engine, create_session_factory
+from shared.errors import Unavailable
 from shared.mail import Mailer
 from workers.context import EXIT_STACK_KEY, RESOURCES_KEY, SETTINGS_KEY, WorkerResources
 from workers.jobs.base import JobSpec
@@ -29,10 +32,13 @@ from workers.serialization import job_deserializer, job_serializer
 log = structlog.stdlib.get_logger(__name__)
 
 JOBS: tuple[JobSpec[Any], ...] = (SEND_EMAIL,)
-"""Every job this worker runs; the relay and enqueue helpers only queue jobs listed here."""
+"""Every job this worker registers with arq; a job queued but not listed here fails as unknown."""
 
 POLL_DELAY_S = 0.05
 """How often arq looks at the queue: a queued job starts within this (plus its own run time)."""
+
+KEEP_RESULT_S = 3600
+"""How long a finished job's result (and so its id, which blocks a second job for the same cause) is kept."""
 
 NATS_CONNECT_TIMEOUT_S = 10.0
 SHUTDOWN_GRACE_S = 5
@@ -59,7 +65,9 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "job_serializer": job_serializer,
         "job_deserializer": job_deserializer,
         "poll_delay": POLL_DELAY_S,
+        # Jobs wait on SMTP, HTTP and the database rather than the CPU, so a process can run many at once.
         "max_jobs": 20,
+        "keep_result": KEEP_RESULT_S,
         # On SIGTERM stop taking jobs and let running ones finish for this long before cancelling them.
         "job_completion_wait": SHUTDOWN_GRACE_S,
         # ctx carries the settings so start-up uses the same ones the Redis connection came from.
@@ -86,9 +94,12 @@ async def startup(ctx: dict[Any, Any]) -> None:
     try:
         engine = create_engine(settings)
         stack.push_async_callback(engine.dispose)
-        async with engine.connect() as connection:
-            # Fail start-up now rather than on the first job if the database is unreachable.
-            await connection.execute(text("SELECT 1"))
+        try:
+            async with engine.connect() as connection:
+                # Fail start-up now rather than on the first job if the database is unreachable.
+                await connection.execute(text("SELECT 1"))
+        except (OSError, SQLAlchemyError) as exc:
+            raise Unavailable(f"cannot reach Postgres ({env_name('database_url')}): {exc}") from exc
 
         nats = await connect_nats(settings.nats_url, name=f"tribe-worker {name}")
         stack.push_async_callback(close_nats, nats)
@@ -128,18 +139,21 @@ async def shutdown(ctx: dict[Any, Any]) -> None:
 
 
 async def connect_nats(url: str, *, name: str) -> NatsClient:
-    """A NATS client that reconnects forever once connected, but fails start-up if the first connect hangs."""
+    """A NATS client that reconnects forever once connected; ``Unavailable`` if the first connect does not succeed."""
+
+    client = NatsClient()
 
     async def on_error(exc: Exception) -> None:
         log.warning("nats.error", error=str(exc))
 
     async def on_disconnected() -> None:
-        log.warning("nats.disconnected")
+        # Our own drain at shutdown also disconnects; only an unplanned loss is worth a warning.
+        if not (client.is_closed or client.is_draining):
+            log.warning("nats.disconnected")
 
     async def on_reconnected() -> None:
         log.info("nats.reconnected")
 
-    client = NatsClient()
     try:
         await asyncio.wait_for(
             client.connect(
@@ -155,9 +169,12 @@ async def connect_nats(url: str, *, name: str) -> NatsClient:
             ),
             timeout=NATS_CONNECT_TIMEOUT_S,
         )
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(Exception):
             await client.close()
+        if isinstance(exc, (TimeoutError, OSError, NatsError)):
+            detail = f"cannot reach NATS ({env_name('nats_url')}) within {NATS_CONNECT_TIMEOUT_S:g} s: {exc!r}"
+            raise Unavailable(detail) from exc
         raise
     return client
 

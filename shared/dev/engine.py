@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from shared.dev.process import HOST, EngineError, ManagedProcess, StopPolicy, StopTarget
+from shared.dev.process import HOST, ManagedProcess, StartCancelled, StopPolicy, StopTarget
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,11 @@ class Engine(abc.ABC):
     def env(self) -> dict[str, str]:
         """The TRIBE_* variables pointing at the running engine."""
 
+    @classmethod
+    def stop_leftovers(cls, data_dir: Path) -> bool:
+        """Stop a server of this engine still running on ``data_dir`` that no pid record knows; return if found."""
+        return False
+
     def after_stop(self) -> None:  # noqa: B027 - an optional hook, empty by default
         """Clean up after the processes exited (e.g. stray socket files)."""
 
@@ -82,10 +87,8 @@ class Engine(abc.ABC):
     ) -> ManagedProcess:
         """Start one process of this engine, logging to its log file, and record it."""
         if self.ctx.cancel.is_set():
-            raise EngineError(f"{self.name}: start cancelled")
-        process = ManagedProcess(
-            self.name, argv, log_path=self.log_path, cwd=cwd, env=env, user=user, policy=policy
-        )
+            raise StartCancelled(f"{self.name}: start cancelled")
+        process = ManagedProcess(self.name, argv, log_path=self.log_path, cwd=cwd, env=env, user=user, policy=policy)
         target = process.start()
         self.processes.append(process)
         self.ctx.on_spawn(target)

@@ -65,7 +65,7 @@ class PostgresEngine(Engine):
         """Create the cluster if needed, start the server, wait for it and create the ``tribe`` database."""
         install = pg_install()
         run_as = self._prepare_root(install) if is_root() else None
-        self._stop_stale_server()
+        self.stop_leftovers(self.ctx.data_dir)
         if not (self.pgdata / "PG_VERSION").exists():
             self._initdb(install, run_as)
         elif run_as is not None:
@@ -105,30 +105,33 @@ class PostgresEngine(Engine):
         _ensure_world_readable(install)
         return SYSTEM_USER
 
-    def _stop_stale_server(self) -> None:
-        """Stop a server an earlier, killed owner left running on this data directory."""
-        pid_file = self.pgdata / "postmaster.pid"
+    @classmethod
+    def stop_leftovers(cls, data_dir: Path) -> bool:
+        """Stop a server that an earlier owner (killed with its reaper) left running on this cluster."""
+        pgdata = data_dir / "postgres"
+        pid_file = pgdata / "postmaster.pid"
         try:
             first_line = pid_file.read_text().split("\n", 1)[0].strip()
         except (FileNotFoundError, NotADirectoryError):
-            return
+            return False
         if not first_line.isdigit():
-            return
+            return False
         pid = int(first_line)
         cmdline = process_cmdline(pid)
         if cmdline is None:
-            return  # not running: Postgres removes a stale postmaster.pid itself
-        if str(self.pgdata) in cmdline:
+            return False  # not running: Postgres removes a stale postmaster.pid itself
+        if str(pgdata) in cmdline:
             target = StopTarget(name="postgres (stale)", pid=pid, policy=STOP_POLICY, identity=process_identity(pid))
             if stop_targets([target], budget=10.0):
-                raise EngineError(f"postgres: a stale server (pid {pid}) on {self.pgdata} would not stop")
-        elif "postgres" not in cmdline:
+                raise EngineError(f"postgres: a stale server (pid {pid}) on {pgdata} would not stop")
+            return True
+        if "postgres" not in cmdline:
             # The pid was reused by an unrelated process (typical after a container restart); Postgres
             # would refuse to start ("lock file already exists"). Its shared-memory interlock still
             # protects the data if this guess is wrong.
             pid_file.unlink(missing_ok=True)
-        else:
-            raise EngineError(f"postgres: another server (pid {pid}: {cmdline}) uses {self.pgdata}; stop it first")
+            return False
+        raise EngineError(f"postgres: another server (pid {pid}: {cmdline}) uses {pgdata}; stop it first")
 
     def _initdb(self, install: Path, run_as: str | None) -> None:
         """Create the cluster in a scratch directory and move it into place, so a half-done initdb never counts."""
@@ -159,7 +162,7 @@ class PostgresEngine(Engine):
         with self.log_path.open("ab") as log:
             log.write(b"\n===== initdb\n")
             log.flush()
-            done = subprocess.run(
+            done = subprocess.run(  # noqa: S603 - the bundled initdb, fixed arguments
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -234,7 +237,7 @@ class PostgresEngine(Engine):
             sql,
         ]
         try:
-            done = subprocess.run(
+            done = subprocess.run(  # noqa: S603 - the bundled psql, our own SQL
                 argv, capture_output=True, text=True, env=self._pg_env(), timeout=30, stdin=subprocess.DEVNULL
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
@@ -258,7 +261,7 @@ def _ensure_system_user() -> None:
     errors: list[str] = []
     for argv in attempts:
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
+            done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)  # noqa: S603
         except OSError as exc:
             errors.append(f"{argv[0]}: {exc}")
             continue

@@ -23,10 +23,18 @@ HOST = "127.0.0.1"
 
 # How many lines of an engine's log an error message quotes.
 LOG_TAIL_LINES = 25
+# Each start appends to the engine's log; past this size the old log moves to "<name>.log.1".
+LOG_ROTATE_BYTES = 10 * 1024 * 1024
+# Written before each start, so readers can tell this run's lines from earlier ones.
+RUN_MARKER = "\n===== "
 
 
 class EngineError(RuntimeError):
     """An engine failed to start or stop; the message names the engine and its log file."""
+
+
+class StartCancelled(EngineError):
+    """An engine's start was abandoned because another engine failed (or the owner was interrupted)."""
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -40,6 +48,17 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     except OSError:
         return ""
     return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+
+def current_run_log(path: Path) -> str:
+    """The end of a log file from the latest start marker on (at most the last 16 KiB)."""
+    return log_tail(path, lines=400).rsplit(RUN_MARKER.strip("\n"), 1)[-1]
+
+
+def lost_port_race(path: Path) -> bool:
+    """Whether the latest run in this log failed because its port was taken after we chose it."""
+    # Every engine says it this way: Redis, Postgres, Go's net package and Python's OSError.
+    return "address already in use" in current_run_log(path).lower()
 
 
 # --- ports -------------------------------------------------------------------------------------
@@ -105,8 +124,13 @@ def process_cmdline(pid: int) -> str | None:
 def _ps_field(pid: int, column: str) -> str | None:
     # Fallback for systems without /proc (macOS).
     try:
-        out = subprocess.run(
-            ["ps", "-o", f"{column}=", "-p", str(pid)], capture_output=True, text=True, timeout=5, check=False
+        # ps lives in /bin or /usr/bin depending on the system, hence no absolute path.
+        out = subprocess.run(  # noqa: S603
+            ["ps", "-o", f"{column}=", "-p", str(pid)],  # noqa: S607
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -235,7 +259,12 @@ class PidFile:
             entries = self._read()
         found: list[StopTarget] = []
         for entry in entries:
-            pid, identity, name, policy = entry.get("pid"), entry.get("identity"), entry.get("name"), entry.get("policy")
+            pid, identity, name, policy = (
+                entry.get("pid"),
+                entry.get("identity"),
+                entry.get("name"),
+                entry.get("policy"),
+            )
             if not isinstance(pid, int) or not isinstance(identity, str) or not isinstance(name, str):
                 continue
             target = StopTarget(
@@ -310,12 +339,15 @@ class ManagedProcess:
     def start(self) -> StopTarget:
         """Start the process; return its stop target for the pid file."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            if self.log_path.stat().st_size > LOG_ROTATE_BYTES:
+                self.log_path.replace(self.log_path.with_name(self.log_path.name + ".1"))
         with self.log_path.open("ab") as log:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            log.write(f"\n===== {stamp} starting: {' '.join(self.argv)}\n".encode())
+            log.write(f"{RUN_MARKER}{stamp} starting: {' '.join(self.argv)}\n".encode())
             log.flush()
             try:
-                self.popen = subprocess.Popen(
+                self.popen = subprocess.Popen(  # noqa: S603 - engine binaries we located, fixed arguments
                     self.argv,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
@@ -354,7 +386,7 @@ class ManagedProcess:
         delay = 0.02
         while True:
             if cancel.is_set():
-                raise EngineError(f"{self.name}: start cancelled")
+                raise StartCancelled(f"{self.name}: start cancelled")
             if self.popen is not None and self.popen.poll() is not None:
                 raise self.failure(f"exited with code {self.popen.returncode} before {what}")
             if probe():
@@ -390,9 +422,11 @@ def http_status(url: str, *, headers: Mapping[str, str] | None = None, timeout: 
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(url, headers=dict(headers or {}))
+    if not url.startswith("http://"):
+        raise ValueError(f"not a local http URL: {url}")
+    request = urllib.request.Request(url, headers=dict(headers or {}))  # noqa: S310 - checked above
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - checked above
             status: int = response.status
             return status
     except urllib.error.HTTPError as exc:

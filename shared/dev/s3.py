@@ -80,9 +80,10 @@ class S3Engine(Engine):
             f"-master.port={p['weed_master']}",
             f"-master.port.grpc={p['weed_master_grpc']}",
             "-master.telemetry=false",
-            # A single master restarting on its own raft state waits one election timeout (10 s by
-            # default) before it leads; nothing else votes, so a short one only speeds up start-up.
-            "-master.electionTimeout=1s",
+            # Single-master mode: no wait for raft peers. Without it the master leads only after a
+            # random 1.5-2 s bootstrap check (or a 10 s election on restart), and a volume server that
+            # registers before that retries 5 s later.
+            "-master.peers=none",
             # Volumes are sparse files; many small ones leave room for a collection per bucket
             # (each grows 7 volumes) without the 30 GB default limit per volume.
             "-master.volumeSizeLimitMB=512",
@@ -98,8 +99,8 @@ class S3Engine(Engine):
             f"-s3.port={self.port}",
             f"-s3.port.grpc={p['s3_grpc']}",
             f"-s3.config={config}",
-            # Off by default would be better: the Iceberg (8181) and Lance (9101) listeners use fixed
-            # ports that collide between stacks.
+            # The Iceberg (8181) and Lance (9101) listeners are on by default, on fixed ports that
+            # collide between stacks; nothing here uses them.
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
         ]
@@ -119,7 +120,7 @@ class S3Engine(Engine):
                 # first upload of a test or a user is not the slow one (or the one that finds none).
                 client.put_object(Bucket=self.bucket, Key=PROBE_KEY, Body=b"ok")
                 client.delete_object(Bucket=self.bucket, Key=PROBE_KEY)
-            except Exception as exc:  # noqa: BLE001 - any failure means "not yet"; the last one is reported
+            except Exception as exc:  # any failure means "not yet"; the last one is reported
                 last_error[:] = [exc]
                 return False
             return True
@@ -132,7 +133,7 @@ class S3Engine(Engine):
 
     def after_stop(self) -> None:
         """Remove the Unix sockets weed leaves in /tmp for its ports when it is killed."""
-        tmp = Path("/tmp")
+        tmp = Path("/tmp")  # noqa: S108 - where weed puts them, whatever TMPDIR says
         for port in self.ports.values():
             for sock in tmp.glob(f"seaweedfs-*-{port}.sock"):
                 sock.unlink(missing_ok=True)

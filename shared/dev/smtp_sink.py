@@ -82,7 +82,6 @@ async def serve(host: str, port: int, directory: Path) -> None:
     """Serve SMTP on ``host:port`` until SIGTERM or SIGINT."""
     from aiosmtpd.smtp import SMTP, AuthResult
 
-    directory.mkdir(parents=True, exist_ok=True)
     handler = EmlHandler(directory)
     loop = asyncio.get_running_loop()
 
@@ -118,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--dir", type=Path, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args.dir.mkdir(parents=True, exist_ok=True)
     asyncio.run(serve(args.host, args.port, args.dir))
 
 

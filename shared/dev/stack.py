@@ -1,4 +1,13 @@
-"""The embedded engine supervisor: starts Postgres, Redis, NATS, S3, Stripe and SMTP for `tribe up` and the tests."""
+"""The embedded engine supervisor: starts Postgres, Redis, NATS, S3, Stripe and SMTP for `tribe up` and the tests.
+
+Everything lives under the data directory, so a restart keeps all data and (ports permitting) the same URLs::
+
+    ports.json      ports chosen last time, reused when still free
+    pids.json       engine processes while they run (for the reaper and for the next owner)
+    .lock           one owner at a time
+    logs/<engine>.log
+    postgres/  redis/  nats/  s3/  stripe/  mail/*.eml
+"""
 
 from __future__ import annotations
 
@@ -20,8 +29,10 @@ from shared.dev.postgres import PostgresEngine
 from shared.dev.process import (
     EngineError,
     PidFile,
+    StartCancelled,
     StopTarget,
     free_port,
+    lost_port_race,
     port_is_free,
     python_child_env,
     python_module_argv,
@@ -46,6 +57,7 @@ ENGINES: tuple[type[Engine], ...] = (
 )
 PORTS_FILE = "ports.json"
 STOP_BUDGET = 10.0
+PORT_RACE_ATTEMPTS = 3
 
 
 def engine_variables() -> frozenset[str]:
@@ -65,10 +77,15 @@ class EmbeddedStack:
         ports: Mapping[str, int] | None = None,
         startup_timeout: float = 60.0,
     ) -> None:
+        """``external``: TRIBE_* values (empty ones count as unset); ``ports``: fixed ports by name."""
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.external = {k: v for k, v in (external or {}).items() if k.startswith("TRIBE_")}
         self._on_status = on_status
         self._fixed_ports = dict(ports or {})
+        unknown = set(self._fixed_ports) - {n for e in ENGINES for n in e.port_names}
+        if unknown:
+            known = ", ".join(n for e in ENGINES for n in e.port_names)
+            raise ValueError(f"unknown port name(s) {sorted(unknown)}; known: {known}")
         self.startup_timeout = startup_timeout
         self._engines: list[Engine] = []
         self._env: dict[str, str] = {}
@@ -78,6 +95,8 @@ class EmbeddedStack:
         self._cancel = threading.Event()
         self._state_lock = threading.Lock()
         self._status_lock = threading.Lock()
+        self._ports_lock = threading.Lock()
+        self._taken_ports: set[int] = set()
         self._started = False
 
     # --- public surface ------------------------------------------------------------------------
@@ -164,6 +183,10 @@ class EmbeddedStack:
                 to_start.append(cls)
         if not to_start:
             return
+        for cls in to_start:
+            # Before choosing ports, so a leftover server's port is free again and the URL stays the same.
+            if cls.stop_leftovers(self.data_dir):
+                self._status(f"{cls.name}: stopped a server left running by an earlier owner")
         ports = self._allocate_ports(to_start)
         ctx = EngineContext(
             data_dir=self.data_dir,
@@ -181,10 +204,10 @@ class EmbeddedStack:
             for future in futures:
                 try:
                     future.result()
-                except BaseException as exc:  # noqa: BLE001 - collected and re-raised below
+                except BaseException as exc:  # collected and re-raised below
                     # One failure (or Ctrl-C) cancels the others' waits, so the error surfaces fast.
                     self._cancel.set()
-                    if not (isinstance(exc, EngineError) and str(exc).endswith("start cancelled")):
+                    if not isinstance(exc, StartCancelled):
                         errors.append(exc)
         if errors:
             first = errors[0]
@@ -195,11 +218,31 @@ class EmbeddedStack:
 
     def _start_engine(self, engine: Engine) -> float:
         began = time.monotonic()
-        engine.start()
+        for attempt in range(1, PORT_RACE_ATTEMPTS + 1):
+            try:
+                engine.start()
+                break
+            except StartCancelled:
+                raise
+            except EngineError:
+                # A free port we picked can be taken before the engine binds it (another stack
+                # starting, a client's ephemeral port): pick new ones and try again.
+                if attempt == PORT_RACE_ATTEMPTS or self._cancel.is_set() or not lost_port_race(engine.log_path):
+                    raise
+                stop_targets(engine.stop_targets(), STOP_BUDGET)
+                engine.processes.clear()
+                engine.ports = {name: self._fresh_port() for name in engine.port_names}
+                self._status(f"{engine.name}: a port was taken meanwhile; retrying on new ports")
         elapsed = time.monotonic() - began
         self._env.update(engine.env())
         self._status(f"{engine.name} ready on {engine.address} ({elapsed:.1f} s)")
         return elapsed
+
+    def _fresh_port(self) -> int:
+        with self._ports_lock:
+            port = free_port(avoid=frozenset(self._taken_ports))
+            self._taken_ports.add(port)
+            return port
 
     def _allocate_ports(self, engines: list[type[Engine]]) -> dict[str, int]:
         """Fixed ports as given; else last run's port if still free; else a fresh free one."""
@@ -218,6 +261,7 @@ class EmbeddedStack:
                     else:
                         port = free_port(avoid=frozenset(chosen.values()) | frozenset(remembered.values()))
                 chosen[name] = port
+        self._taken_ports = set(chosen.values()) | set(remembered.values())
         return chosen
 
     def _load_ports(self) -> dict[str, int]:
@@ -225,7 +269,9 @@ class EmbeddedStack:
             raw = json.loads((self.data_dir / PORTS_FILE).read_text())
         except (OSError, ValueError):
             return {}
-        return {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, int)} if isinstance(raw, dict) else {}
+        return (
+            {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, int)} if isinstance(raw, dict) else {}
+        )
 
     def _save_ports(self) -> None:
         # Merged with what is there, so a run with some engines external keeps the others' ports.
@@ -237,7 +283,7 @@ class EmbeddedStack:
     def _start_reaper(self) -> None:
         log = (self.logs_dir / "reaper.log").open("ab")
         with log:
-            self._reaper = subprocess.Popen(
+            self._reaper = subprocess.Popen(  # noqa: S603 - our own interpreter and module
                 python_module_argv("shared.dev.reaper", str(self.data_dir)),
                 stdin=subprocess.PIPE,
                 stdout=log,

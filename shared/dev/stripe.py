@@ -50,7 +50,7 @@ class LocalStripeEngine(Engine):
 
 def _use_store_file(path: Path) -> None:
     """Point localstripe's pickle store at ``path``, written atomically."""
-    from localstripe import resources  # type: ignore[import-untyped]
+    from localstripe import resources
 
     loading = False
 
@@ -64,7 +64,7 @@ def _use_store_file(path: Path) -> None:
         loading = True
         try:
             old = pickle.loads(data)  # noqa: S301 - our own file in our own data directory
-        except Exception:  # noqa: BLE001 - a torn or incompatible file must not keep the engine down
+        except Exception:  # a torn or incompatible file must not keep the engine down
             aside = path.with_suffix(".corrupt")
             path.replace(aside)
             log.warning("unreadable store moved to %s; starting empty", aside)

@@ -20,10 +20,11 @@ from shared.clock import utcnow
 from shared.config import Settings, load_settings
 from shared.domain.auth.tokens import ALGORITHM
 from shared.domain.users.models import AccountStatus
-from tests.realtime.helpers import Account, GatewayProcess, create_account, issue_token
+from tests.realtime.helpers import Account, GatewayProcess, create_account, free_port, issue_token
 
 POLICY_VIOLATION = 1008
 SERVICE_RESTART = 1012
+TRY_AGAIN_LATER = 1013
 
 
 def init_frame(token: str, client: str = "ios") -> str:
@@ -31,9 +32,9 @@ def init_frame(token: str, client: str = "ios") -> str:
     return msgspec.json.encode({"type": "connection.init", "token": token, "client": client}).decode()
 
 
-async def recv_json(ws: ClientConnection, timeout: float = 5.0) -> dict[str, object]:
+async def recv_json(ws: ClientConnection, within: float = 5.0) -> dict[str, object]:
     """The next frame, parsed."""
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(within):
         message = await ws.recv()
     assert isinstance(message, str), "frames are text messages"
     frame = msgspec.json.decode(message)
@@ -41,9 +42,9 @@ async def recv_json(ws: ClientConnection, timeout: float = 5.0) -> dict[str, obj
     return frame
 
 
-async def closed_with(ws: ClientConnection, timeout: float = 5.0) -> tuple[int | None, str | None]:
+async def closed_with(ws: ClientConnection, within: float = 5.0) -> tuple[int | None, str | None]:
     """Wait for the server to close ``ws``; its close code and reason."""
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(within):
         await ws.wait_closed()
     return ws.close_code, ws.close_reason
 
@@ -197,7 +198,7 @@ async def test_bad_first_frame_closes_1008(gateway: GatewayProcess, first_frame:
 async def test_no_init_frame_in_time_closes_1008(gateway: GatewayProcess) -> None:
     ws = await connect(gateway.ws_url, open_timeout=5)
     # The fixture runs the gateway with a 1 s init timeout.
-    assert await closed_with(ws, timeout=10) == (POLICY_VIOLATION, "init_timeout")
+    assert await closed_with(ws, within=10) == (POLICY_VIOLATION, "init_timeout")
 
 
 async def test_health_counts_authenticated_connections(
@@ -229,6 +230,20 @@ async def test_tokens_never_reach_the_log(gateway: GatewayProcess, settings: Set
     assert token.rsplit(".", 1)[1] not in log  # not even the signature
 
 
+async def test_database_down_closes_1013_so_clients_retry(
+    engine_env: dict[str, str], settings: Settings, account: Account, tmp_path: Path
+) -> None:
+    unreachable = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+    process = GatewayProcess({**engine_env, "TRIBE_DATABASE_URL": unreachable}, tmp_path / "gateway.log")
+    try:
+        await asyncio.to_thread(process.wait_ready)
+        ws = await connect(process.ws_url, open_timeout=5)
+        await ws.send(init_frame(issue_token(settings, account)))
+        assert await closed_with(ws, within=10) == (TRY_AGAIN_LATER, "unavailable")
+    finally:
+        process.stop()
+
+
 async def test_sigterm_turns_health_503_then_closes_sockets_1012_and_exits_0(
     engine_env: dict[str, str], settings: Settings, account: Account, tmp_path: Path
 ) -> None:
@@ -240,9 +255,12 @@ async def test_sigterm_turns_health_503_then_closes_sockets_1012_and_exits_0(
 
         process.terminate()
         async with httpx.AsyncClient(base_url=process.http_url) as http:
-            async with asyncio.timeout(5):
-                while (response := await http.get("/health")).status_code == 200:
-                    await asyncio.sleep(0.02)
+            # The drain grace (1 s) is the window in which health must already say 503.
+            for _ in range(200):
+                response = await http.get("/health")
+                if response.status_code != 200:
+                    break
+                await asyncio.sleep(0.01)
             assert response.status_code == 503
             assert response.json()["status"] == "draining"
             # New sockets are refused while draining.

@@ -21,6 +21,7 @@ from workers.serialization import job_deserializer, job_serializer
 
 FindMail = Callable[[str], list[EmailMessage]]
 WaitForMail = Callable[[str], Awaitable[list[EmailMessage]]]
+Eventually = Callable[[Callable[[], bool]], Awaitable[None]]
 
 
 @pytest.fixture(scope="session")
@@ -94,8 +95,23 @@ def wait_for_mail(find_mail: FindMail) -> WaitForMail:
 
     async def wait(subject: str) -> list[EmailMessage]:
         async with asyncio.timeout(10):
-            while not (found := find_mail(subject)):
+            while True:
+                if found := find_mail(subject):
+                    return found
                 await asyncio.sleep(0.05)
-        return found
+
+    return wait
+
+
+@pytest.fixture
+def eventually() -> Eventually:
+    """Wait (up to 10 s) until the given condition holds."""
+
+    async def wait(condition: Callable[[], bool]) -> None:
+        async with asyncio.timeout(10):
+            while True:
+                if condition():
+                    return
+                await asyncio.sleep(0.02)
 
     return wait

@@ -28,7 +28,7 @@ async def test_sends_plain_text_mail_to_the_sink(
     assert received["Message-ID"] == sent["Message-ID"] == f"<t.1@{mailer.domain}>"
     body = received.get_body(("plain",))
     assert body is not None
-    assert body.get_content() == "Hello Bob,\nsee you there.\n"
+    assert body.get_content().replace("\r\n", "\n") == "Hello Bob,\nsee you there.\n"
 
 
 async def test_unreachable_relay_is_unavailable() -> None:

@@ -44,7 +44,7 @@ class JobSpec(Generic[P]):
     async def enqueue(
         self, redis: ArqRedis, payload: P, *, cause: str | uuid.UUID, defer_by: float | None = None
     ) -> bool:
-        """Queue ``payload``; ``False`` when a job for ``cause`` is already queued, running or finished."""
+        """Queue ``payload``; ``False`` when a job for ``cause`` is queued, running or finished within the last hour."""
         if not isinstance(payload, self.payload_type):
             raise TypeError(f"{self.name} takes {self.payload_type.__name__}, got {type(payload).__name__}")
         job = await redis.enqueue_job(self.name, payload, _job_id=self.job_id(cause), _defer_by=defer_by)
