@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.config import load_settings
 from shared.db.session import create_engine, create_session_factory
+from tests.support import start_process, stop_process
 
 _counter = itertools.count()
 PASSWORD = "correct-horse-battery"
@@ -73,3 +80,43 @@ async def db(engine_env: dict[str, str]) -> AsyncIterator[async_sessionmaker[Asy
         yield create_session_factory(engine)
     finally:
         await engine.dispose()
+
+
+@pytest.fixture(scope="package")
+def worker(engine_env: dict[str, str], data_dir: Path) -> Iterator[None]:
+    """A real ``tribe worker`` process (outbox relay and jobs) while this package's tests run."""
+    log = data_dir / "logs" / "worker.log"
+    process = start_process(["shared.cli", "worker"], engine_env, log)
+    try:
+        yield
+    finally:
+        assert stop_process(process) == 0, log.read_text()[-3000:]
+
+
+WaitForMail = Callable[[str, str], Awaitable[EmailMessage]]
+
+
+@pytest.fixture
+def wait_for_mail(mail_dir: Path, worker: None) -> WaitForMail:
+    """The newest mail to an address whose subject contains some text, waiting up to 15 s."""
+
+    async def wait(to: str, subject: str) -> EmailMessage:
+        async with asyncio.timeout(15):
+            while True:
+                for path in sorted(mail_dir.glob("*.eml"), key=lambda p: p.stat().st_mtime, reverse=True):
+                    message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+                    assert isinstance(message, EmailMessage)
+                    if message["To"] == to and subject in str(message["Subject"]):
+                        return message
+                await asyncio.sleep(0.05)
+
+    return wait
+
+
+def mailed_token(message: EmailMessage, prefix: str) -> str:
+    """The one-time token of kind ``prefix`` in a mail's text."""
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    match = re.search(rf"\b{prefix}_[A-Za-z0-9_-]{{20,}}", body.get_content())
+    assert match, body.get_content()
+    return match.group(0)

@@ -11,7 +11,8 @@ from datetime import timedelta
 
 import httpx
 import jwt
-from sqlalchemy import update
+from argon2 import PasswordHasher
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import ids
@@ -217,3 +218,21 @@ async def test_register_refresh_and_reset_are_rate_limited(client: httpx.AsyncCl
         assert last is not None
         assert last.status_code == 429, path
         assert "retry-after" in last.headers
+
+
+async def test_login_rehashes_a_password_hashed_with_weaker_parameters(
+    client: httpx.AsyncClient, make_account: MakeAccount, db: async_sessionmaker[AsyncSession]
+) -> None:
+    account = await make_account()
+    weak = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(PASSWORD)
+    user_id = ids.decode(ids.Prefix.USER, account.id)
+    async with db.begin() as session:
+        await session.execute(update(User).where(User.id == user_id).values(password_hash=weak))
+    login = await client.post("/v1/auth/login", json={"email": account.email, "password": PASSWORD})
+    assert login.status_code == 200
+    async with db() as session:
+        stored = await session.scalar(select(User.password_hash).where(User.id == user_id))
+    assert stored is not None
+    assert stored != weak
+    assert stored.startswith("$argon2id$")
+    assert not PasswordHasher().check_needs_rehash(stored)

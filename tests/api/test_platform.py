@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 
-from tests.api.conftest import PASSWORD, unique_email
+from tests.api.conftest import PASSWORD, MakeAccount, unique_email
 
 
 async def test_malformed_json_is_400_problem_json(client: httpx.AsyncClient) -> None:
@@ -81,3 +83,16 @@ async def test_openapi_and_docs(client: httpx.AsyncClient) -> None:
     docs = await client.get("/docs", follow_redirects=True)
     assert docs.status_code == 200
     assert "text/html" in docs.headers["content-type"]
+
+
+async def test_logs_carry_request_ids_but_never_secrets(
+    client: httpx.AsyncClient, data_dir: Path, make_account: MakeAccount
+) -> None:
+    account = await make_account()
+    await client.post("/v1/auth/refresh", json={"refresh_token": account.refresh_token})
+    await client.get("/v1/users/me", headers={**account.headers, "X-Request-Id": "trace-me-42"})
+    log = (data_dir / "logs" / "api.log").read_text()
+    assert '"request_id": "trace-me-42"' in log
+    assert account.id in log  # the user id is bound to the request's log line
+    for secret in (account.password, account.refresh_token, account.access_token):
+        assert secret not in log
