@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 import nats
+import structlog
 from nats.aio.client import Client as NatsClient
 from sqlalchemy.exc import SQLAlchemyError
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -28,13 +29,12 @@ from realtime.frames import (
     Pong,
     decode_client_frame,
 )
-from realtime.logs import get_logger
 from realtime.registry import Connection, ConnectionRegistry
 from shared import ids
 from shared.domain.auth.tokens import AccessClaims
 from shared.errors import DomainError, Unauthenticated, Unavailable
 
-log = get_logger("realtime.gateway")
+log: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger("realtime.gateway")
 
 WS_PATH = "/v1/ws"
 CHAT_WS_PREFIX = "/v1/chats/"
@@ -145,7 +145,6 @@ class Gateway:
                 ping_interval=self.options.heartbeat_interval,
                 ping_timeout=self.options.heartbeat_interval,
                 close_timeout=self.options.close_timeout,
-                open_timeout=self.options.init_timeout,
             )
         except BaseException:
             await self._nats.close()
@@ -226,30 +225,29 @@ class Gateway:
             async with asyncio.timeout(self.options.init_timeout):
                 message = await websocket.recv()
         except TimeoutError:
-            await websocket.close(CloseCode.POLICY_VIOLATION, "init_timeout")
+            await _reject(websocket, CloseCode.POLICY_VIOLATION, "init_timeout")
             return None
         if isinstance(message, bytes):
-            await websocket.close(CloseCode.POLICY_VIOLATION, "bad_init_frame")
+            await _reject(websocket, CloseCode.POLICY_VIOLATION, "bad_init_frame")
             return None
         try:
             frame = decode_client_frame(message)
         except FrameError:
-            await websocket.close(CloseCode.POLICY_VIOLATION, "bad_init_frame")
+            await _reject(websocket, CloseCode.POLICY_VIOLATION, "bad_init_frame")
             return None
         if not isinstance(frame, ConnectionInit):
-            await websocket.close(CloseCode.POLICY_VIOLATION, "init_required")
+            await _reject(websocket, CloseCode.POLICY_VIOLATION, "init_required")
             return None
         try:
             claims = await self._authenticate(frame.token)
         except Unauthenticated as exc:
-            log.info("connection.rejected", code=exc.code, remote=_remote(websocket))
-            await websocket.close(CloseCode.POLICY_VIOLATION, exc.code)
+            await _reject(websocket, CloseCode.POLICY_VIOLATION, exc.code)
             return None
         except Unavailable:
-            await websocket.close(CloseCode.TRY_AGAIN_LATER, "unavailable")
+            await _reject(websocket, CloseCode.TRY_AGAIN_LATER, "unavailable")
             return None
         if self._draining:
-            await websocket.close(CloseCode.SERVICE_RESTART, "service_restart")
+            await _reject(websocket, CloseCode.SERVICE_RESTART, "service_restart")
             return None
         connection = Connection(
             websocket=websocket,
@@ -259,14 +257,19 @@ class Gateway:
             chat_id=route.chat_id,
             roles=claims.roles,
         )
+        # Registered before the ack, so nothing fanned out after the client sees the ack can miss it.
         self.registry.add(connection)
-        await connection.send(
-            ConnectionAck(
-                user_id=ids.encode(ids.Prefix.USER, claims.user_id),
-                session_id=ids.encode(ids.Prefix.SESSION, claims.session_id),
-                heartbeat_ms=self.heartbeat_ms,
+        try:
+            await connection.send(
+                ConnectionAck(
+                    user_id=ids.encode(ids.Prefix.USER, claims.user_id),
+                    session_id=ids.encode(ids.Prefix.SESSION, claims.session_id),
+                    heartbeat_ms=self.heartbeat_ms,
+                )
             )
-        )
+        except BaseException:
+            self.registry.discard(connection)
+            raise
         log.info(
             "connection.open",
             user_id=ids.encode(ids.Prefix.USER, claims.user_id),
@@ -345,6 +348,12 @@ class Gateway:
             # A drain can fail while reconnecting; closing still releases the socket.
             log.warning("nats.drain_failed", error=type(exc).__name__)
             await client.close()
+
+
+async def _reject(websocket: ServerConnection, code: CloseCode, reason: str) -> None:
+    """Close a socket that never got acknowledged; ``reason`` is a machine code clients can act on."""
+    log.info("connection.rejected", code=int(code), reason=reason, remote=_remote(websocket))
+    await websocket.close(code, reason)
 
 
 def _json_response(websocket: ServerConnection, status: http.HTTPStatus, body: bytes) -> Response:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 
+import structlog
 import uvloop
 
 from realtime.gateway import Gateway, GatewayOptions
-from realtime.logs import configure_logging, get_logger
 from shared.config import Settings, SettingsError, get_settings
 from shared.db.session import create_engine, create_session_factory
 from shared.domain.auth.access import AccessChecker
 from shared.domain.auth.tokens import AccessTokens
+from shared.logging import configure_logging
 
-log = get_logger("realtime.server")
+log: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger("realtime.server")
+PROCESS_NAME = "realtime"
 
 
 def main(
@@ -27,13 +30,15 @@ def main(
 ) -> None:
     """Run the gateway on ``host:port`` until SIGTERM or SIGINT, then drain and return."""
     # Log settings errors in the same JSON shape as everything else.
-    configure_logging()
+    configure_logging(process=PROCESS_NAME)
     try:
         settings = get_settings()
     except SettingsError as exc:
         log.error("settings.invalid", error=str(exc))
         raise SystemExit(2) from None
-    configure_logging(settings.log_level, json=settings.log_json)
+    configure_logging(settings.log_level, settings.log_json, process=PROCESS_NAME)
+    # websockets logs every rejected handshake (each /health probe) at INFO; keep its warnings only.
+    logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.getLogger().level))
     options = GatewayOptions(init_timeout=init_timeout, heartbeat_interval=heartbeat_interval, drain_grace=drain_grace)
     exit_code = uvloop.run(_run(settings, host, port, options))
     if exit_code:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 
 import structlog
 
 
-def configure_logging(level: str = "INFO", json: bool = True, process: str = "tribe") -> None:
+def configure_logging(
+    level: str = "INFO", json: bool = True, process: str = "tribe", filters: Sequence[logging.Filter] = ()
+) -> None:
     """Route structlog and stdlib logging to one JSON (or console) stream on stderr."""
     shared_processors: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -27,6 +30,8 @@ def configure_logging(level: str = "INFO", json: bool = True, process: str = "tr
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
+    for log_filter in filters:
+        handler.addFilter(log_filter)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared_processors,

@@ -1,13 +1,10 @@
-"""Log set-up for the worker process: structlog and arq's stdlib logs through one renderer."""
+"""Log set-up for the worker process: the shared JSON logs, minus arq's job arguments."""
 
 from __future__ import annotations
 
 import logging
-import sys
 
-import structlog
-from structlog.typing import Processor
-
+from shared import logging as shared_logging
 from shared.config import Settings
 
 # arq's "job started" line; its third argument is the job's arguments.
@@ -25,34 +22,7 @@ class RedactJobArguments(logging.Filter):
 
 
 def configure_logging(settings: Settings) -> None:
-    """JSON lines (or console output when ``log_json`` is off) on stderr at ``settings.log_level``."""
-    pre_chain: list[Processor] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
-    renderer: Processor = (
-        structlog.processors.JSONRenderer() if settings.log_json else structlog.dev.ConsoleRenderer(colors=False)
+    """The shared log set-up, plus redaction of arq's job arguments."""
+    shared_logging.configure_logging(
+        settings.log_level, settings.log_json, process="worker", filters=[RedactJobArguments()]
     )
-    structlog.configure(
-        processors=[*pre_chain, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
-    )
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RedactJobArguments())
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=pre_chain,
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info,
-                renderer,
-            ],
-        )
-    )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(settings.log_level.upper())

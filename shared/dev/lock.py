@@ -38,6 +38,15 @@ class DataDirLock:
         self._fd = fd
         return True
 
+    def acquire_within(self, timeout: float) -> bool:
+        """Take the lock, waiting up to ``timeout`` seconds for its holder to let go; return whether we got it."""
+        deadline = time.monotonic() + timeout
+        while not self.try_acquire():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
     def acquire(self, *, wait_for_reaper: float = 15.0) -> None:
         """Take the lock, waiting while a reaper finishes; fail at once if a live stack holds it."""
         deadline = time.monotonic() + wait_for_reaper

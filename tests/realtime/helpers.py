@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.clock import utcnow
@@ -21,32 +15,16 @@ from shared.config import Settings
 from shared.domain.auth.models import AuthSession
 from shared.domain.auth.tokens import AccessTokens
 from shared.domain.users.models import AccountStatus, User
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.support import free_port, start_process, stop_process, wait_http
 
 
 class GatewayProcess:
-    """``python -m realtime`` in a subprocess, with its log captured to a file."""
+    """``python -m realtime`` in its own process group, with its log captured to a file."""
 
     def __init__(self, env: dict[str, str], log_path: Path, *extra_args: str) -> None:
         self.port = free_port()
         self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "realtime", "--port", str(self.port), *extra_args],
-            env={**os.environ, **env},
-            cwd=REPO_ROOT,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
+        self.process = start_process(["realtime", "--port", str(self.port), *extra_args], env, log_path)
 
     @property
     def ws_url(self) -> str:
@@ -62,38 +40,21 @@ class GatewayProcess:
         """Everything the process logged so far."""
         return self.log_path.read_text(errors="replace")
 
-    def wait_ready(self, timeout: float = 20.0) -> None:
+    def wait_ready(self, timeout: float = 30.0) -> None:
         """Block until ``/health`` answers 200, or fail with the process log."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gateway exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.http_url}/health", timeout=1.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"gateway not ready after {timeout}s:\n{self.log()}")
+        wait_http(f"{self.http_url}/health", timeout=timeout, process=self.process, log=self.log_path)
 
     def terminate(self) -> None:
-        """Send SIGTERM (the graceful path)."""
+        """Send SIGTERM to the gateway alone (the graceful path)."""
         self.process.send_signal(signal.SIGTERM)
 
     def wait(self, timeout: float) -> int:
         """The exit code, waiting at most ``timeout`` seconds."""
         return self.process.wait(timeout=timeout)
 
-    def stop(self) -> None:
-        """Make sure the process is gone (SIGTERM, then SIGKILL) and close the log."""
-        if self.process.poll() is None:
-            self.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        self._log.close()
+    def stop(self) -> int:
+        """Make sure the process is gone (SIGTERM, then SIGKILL); its exit code."""
+        return stop_process(self.process)
 
 
 @dataclass(frozen=True, slots=True)

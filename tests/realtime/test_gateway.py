@@ -20,7 +20,8 @@ from shared.clock import utcnow
 from shared.config import Settings, load_settings
 from shared.domain.auth.tokens import ALGORITHM
 from shared.domain.users.models import AccountStatus
-from tests.realtime.helpers import Account, GatewayProcess, create_account, free_port, issue_token
+from tests.realtime.helpers import Account, GatewayProcess, create_account, issue_token
+from tests.support import free_port
 
 POLICY_VIOLATION = 1008
 SERVICE_RESTART = 1012
@@ -215,6 +216,13 @@ async def test_health_counts_authenticated_connections(
             assert body["status"] == "ok"
             assert body["nats"] == "connected"
             assert body["connections"] == before["connections"] + 1
+        # The server notices the close a moment after the client does.
+        for _ in range(100):
+            if (await http.get("/health")).json()["connections"] == before["connections"]:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            pytest.fail("closed connection still counted")
 
 
 async def test_tokens_never_reach_the_log(gateway: GatewayProcess, settings: Settings, account: Account) -> None:

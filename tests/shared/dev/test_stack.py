@@ -17,7 +17,7 @@ from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+import asyncpg
 import boto3
 import httpx
 import msgspec
