@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 
 from tests.api.conftest import PASSWORD, MakeAccount, unique_email
+from tests.support import free_port, start_process, stop_process, wait_http
 
 
 async def test_malformed_json_is_400_problem_json(client: httpx.AsyncClient) -> None:
@@ -96,3 +97,31 @@ async def test_logs_carry_request_ids_but_never_secrets(
     assert account.id in log  # the user id is bound to the request's log line
     for secret in (account.password, account.refresh_token, account.access_token):
         assert secret not in log
+
+
+def test_readiness_is_503_when_an_engine_is_down(engine_env: dict[str, str], data_dir: Path) -> None:
+    port = free_port()
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    log = data_dir / "logs" / "api-no-redis.log"
+    process = start_process(
+        ["shared.cli", "api", "--port", str(port)], {**engine_env, "TRIBE_REDIS_URL": dead_redis}, log
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health/live", 60, process, log)
+        ready = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=10)
+        assert ready.status_code == 503
+        body = ready.json()
+        assert body["status"] == "unavailable"
+        assert body["checks"]["postgres"] == "ok"
+        assert body["checks"]["nats"] == "ok"
+        assert body["checks"]["redis"].startswith("error")
+    finally:
+        assert stop_process(process) == 0
+
+
+def test_a_missing_setting_stops_start_up_naming_it(engine_env: dict[str, str], data_dir: Path) -> None:
+    env = {k: v for k, v in engine_env.items() if k != "TRIBE_NATS_URL"}
+    log = data_dir / "logs" / "api-no-nats.log"
+    process = start_process(["shared.cli", "api", "--port", str(free_port())], {**env, "TRIBE_NATS_URL": ""}, log)
+    assert process.wait(timeout=30) == 2
+    assert "TRIBE_NATS_URL" in log.read_text()
