@@ -1,0 +1,1 @@
+"""Benchmarks and load scenarios: each prints its figure beside a baseline measured in the same run."""
