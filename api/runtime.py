@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.config import Settings
-from shared.db.session import create_engine, create_session_factory
+from shared.db.session import create_engine, create_read_session_factory, create_session_factory
 from shared.domain.auth.access import AccessChecker
 from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessTokens
@@ -41,6 +41,7 @@ async def open_runtime(settings: Settings) -> Runtime:
     """Connect to the engines and build the services."""
     engine = create_engine(settings)
     sessions = create_session_factory(engine)
+    reads = create_read_session_factory(engine)
     redis = Redis.from_url(settings.redis_url)
     nc = await nats.connect(settings.nats_url, name="tribe-api", max_reconnect_attempts=-1)
     tokens = AccessTokens(settings)
@@ -50,9 +51,9 @@ async def open_runtime(settings: Settings) -> Runtime:
         sessions=sessions,
         redis=redis,
         nats=nc,
-        access=AccessChecker(tokens, sessions),
+        access=AccessChecker(tokens, reads),
         auth=AuthService(settings, sessions, tokens),
-        users=UserService(sessions),
+        users=UserService(sessions, reads),
         auth_limiter=RateLimiter(redis, settings.auth_rate_limit_per_minute),
     )
 

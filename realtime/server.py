@@ -11,7 +11,7 @@ import uvloop
 
 from realtime.gateway import Gateway, GatewayOptions
 from shared.config import Settings, SettingsError, get_settings
-from shared.db.session import create_engine, create_session_factory
+from shared.db.session import create_engine, create_read_session_factory
 from shared.domain.auth.access import AccessChecker
 from shared.domain.auth.tokens import AccessTokens
 from shared.logging import configure_logging
@@ -48,7 +48,7 @@ def main(
 async def _run(settings: Settings, host: str, port: int, options: GatewayOptions) -> int:
     engine = create_engine(settings)
     try:
-        checker = AccessChecker(AccessTokens(settings), create_session_factory(engine))
+        checker = AccessChecker(AccessTokens(settings), create_read_session_factory(engine))
         gateway = Gateway(checker, settings.nats_url, options)
         # Installed before start-up, so a SIGTERM during it still ends in a clean exit.
         stop = asyncio.Event()

@@ -21,3 +21,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded rows readable after commit."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def create_read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for single-statement reads: autocommit, so no BEGIN/ROLLBACK round trips."""
+    return async_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)

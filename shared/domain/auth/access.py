@@ -20,14 +20,15 @@ ACTIVITY_RESOLUTION = timedelta(minutes=5)
 class AccessChecker:
     """Turns a bearer token into verified claims, or raises :class:`Unauthenticated`."""
 
-    def __init__(self, tokens: AccessTokens, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, tokens: AccessTokens, reads: async_sessionmaker[AsyncSession]) -> None:
+        """``reads`` should be autocommit sessions: this runs on every request."""
         self._tokens = tokens
-        self._sessions = sessions
+        self._reads = reads
 
     async def check(self, token: str) -> AccessClaims:
         """Verify the signature and claims, then that the account and session are still good."""
         claims = self._tokens.verify(token)
-        async with self._sessions() as session:
+        async with self._reads() as session:
             row = (
                 await session.execute(
                     select(User.status, User.roles, User.last_active_at, AuthSession.revoked_at)
@@ -42,7 +43,6 @@ class AccessChecker:
             now = utcnow()
             if row.last_active_at is None or now - row.last_active_at > ACTIVITY_RESOLUTION:
                 await session.execute(update(User).where(User.id == claims.user_id).values(last_active_at=now))
-                await session.commit()
         # Roles come from the row, not the token, so a demotion applies at once.
         return AccessClaims(
             user_id=claims.user_id, session_id=claims.session_id, roles=tuple(row.roles), expires_at=claims.expires_at

@@ -30,8 +30,9 @@ def normalize_interests(raw: Iterable[str]) -> list[str]:
 class UserService:
     """Reads and updates profiles; visibility and ownership rules live here."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], reads: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        self._reads = reads
 
     async def get_own_profile(self, viewer: AccessClaims) -> OwnProfile:
         """The caller's full profile."""
@@ -89,7 +90,7 @@ class UserService:
                 await session.execute(update(User).where(User.id == user_id).values(**values))
 
     async def _load(self, user_id: uuid.UUID) -> User:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             user = await session.get(User, user_id)
         if user is None:
             raise NotFound("no such user", code="user_not_found")
