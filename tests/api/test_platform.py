@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
 import httpx
@@ -27,13 +29,30 @@ async def test_wrong_json_type_is_422(client: httpx.AsyncClient) -> None:
     assert response.json()["code"] == "validation_failed"
 
 
-async def test_oversized_body_is_413_and_stores_nothing(client: httpx.AsyncClient) -> None:
+async def test_oversized_body_is_413_and_stores_nothing(client: httpx.AsyncClient, api_url: str) -> None:
     email = unique_email()
-    body = {"email": email, "password": PASSWORD, "display_name": "x" * 2_000_000}
-    response = await client.post("/v1/users", json=body)
-    assert response.status_code == 413
-    assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["code"] == "payload_too_large"
+    body = json.dumps({"email": email, "password": PASSWORD, "display_name": "x" * 2_000_000}).encode()
+    # A raw socket: the server answers 413 from the headers, before the body is sent, and an
+    # HTTP client still uploading would see the connection close under it.
+    host, port = api_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(
+            f"POST /v1/users HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[:1024]
+        )
+        await writer.drain()
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        length = int(
+            next(line.split(":")[1] for line in head.split("\r\n") if line.lower().startswith("content-length"))
+        )
+        problem = json.loads(await reader.readexactly(length))
+    finally:
+        writer.close()
+    assert head.startswith("HTTP/1.1 413")
+    assert "application/problem+json" in head
+    assert problem["code"] == "payload_too_large"
     login = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
     assert login.status_code == 401
 
