@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     prometheus = PrometheusConfig(app_name="tribe", prefix="tribe_api", group_path=True, exclude=["^/metrics"])
     return Litestar(
         route_handlers=[AuthController, UserController, HealthController, MetricsController, docs],
-        lifespan=[lifespan(settings)],  # type: ignore[list-item]
+        lifespan=[lifespan(settings)],
         dependencies={
             "auth_service": Provide(provide_auth_service, sync_to_thread=False),
             "user_service": Provide(provide_user_service, sync_to_thread=False),

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 
 import nats
@@ -67,7 +67,7 @@ async def close_runtime(runtime: Runtime) -> None:
     await runtime.engine.dispose()
 
 
-def lifespan(settings: Settings) -> object:
+def lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     """A Litestar lifespan that keeps the runtime on ``app.state.runtime``."""
 
     @asynccontextmanager

@@ -26,7 +26,6 @@ class HealthController(Controller):
 
     path = "/health"
     tags = ["health"]
-    include_in_schema = True
 
     @get("/live", exclude_from_auth=True)
     async def live(self) -> HealthStatus:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.progress import Progress
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from shared.clock import utcnow
 from shared.config import Settings
@@ -71,7 +71,11 @@ async def seed_demo(settings: Settings, console: Console) -> None:
                     await session.execute(
                         update(User)
                         .where(User.email == email)
-                        .values(bio=bio, roles=[Role.USER.value, *roles], email_verified_at=utcnow())
+                        .values(
+                            bio=bio,
+                            roles=[Role.USER.value, *roles],
+                            email_verified_at=func.coalesce(User.email_verified_at, utcnow()),
+                        )
                     )
                 progress.advance(task)
     finally:
