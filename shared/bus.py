@@ -43,7 +43,32 @@ class UserRegistered(Event, frozen=True, kw_only=True, tag="user.registered"):
     user_id: uuid.UUID
 
 
-DomainEvent = EmailRequested | UserRegistered
+class NotificationCreated(Event, frozen=True, kw_only=True, tag="notification.created"):
+    """A notification row was stored (or a collapsed one grew); its channels are to be delivered."""
+
+    notification_id: uuid.UUID
+    user_id: uuid.UUID
+    notification_type: str
+    collapsed: bool = False
+
+
+class StreakActivityRecorded(Event, frozen=True, kw_only=True, tag="streak.activity_recorded"):
+    """A streak counted a day of activity (repeats on the same local day are not recorded)."""
+
+    user_id: uuid.UUID
+    kind: str
+    current: int
+    longest: int
+
+
+class BadgeEarned(Event, frozen=True, kw_only=True, tag="badge.earned"):
+    """A user earned a badge (awarded once)."""
+
+    user_id: uuid.UUID
+    badge_code: str
+
+
+DomainEvent = EmailRequested | UserRegistered | NotificationCreated | StreakActivityRecorded | BadgeEarned
 
 _decoder = msgspec.json.Decoder(DomainEvent)
 
@@ -58,6 +83,11 @@ def event_type(event: Event) -> str:
 def subject_for(event_type_: str) -> str:
     """The NATS subject a domain event is published on."""
     return f"{EVENTS_SUBJECT_PREFIX}.{event_type_}"
+
+
+def user_subject(user_id: uuid.UUID) -> str:
+    """The NATS subject of one user's live feed (gateways forward it to that user's sockets)."""
+    return f"user.{user_id}"
 
 
 def encode_event(event: Event) -> bytes:

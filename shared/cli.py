@@ -210,6 +210,7 @@ def _print_urls(settings: Settings, api_port: int, realtime_port: int, mail_dir:
         ("Stripe (localstripe)", settings.stripe_api_base),
         ("SMTP", settings.smtp_url),
         ("Mail folder", str(mail_dir)),
+        ("Push", settings.push_url or "off (TRIBE_PUSH_URL unset)"),
         ("Logs", str(logs)),
     ):
         table.add_row(name, where)

@@ -33,6 +33,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stripe_webhook_secret: str = "whsec_tribe_dev"
     smtp_url: str
     mail_from: str = "Tribe <no-reply@tribe.local>"
+    # Expo push API endpoint (e.g. https://exp.host/--/api/v2/push/send); `tribe up` runs a local sink.
+    push_url: str | None = None
+    push_access_token: str | None = None
 
     # Auth
     jwt_secret: str

@@ -1,4 +1,4 @@
-"""Plain-text email over SMTP (``smtp://``, ``smtp+starttls://`` or ``smtps://``), sent from a thread."""
+"""Plain-text or text + HTML email over SMTP (``smtp://``, ``smtp+starttls://`` or ``smtps://``), sent from a thread."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import smtplib
 import socket
 import ssl
+from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from urllib.parse import unquote, urlsplit
@@ -41,8 +42,17 @@ class Mailer:
         """A mailer for ``settings.smtp_url`` sending as ``settings.mail_from``."""
         return cls(settings.smtp_url, settings.mail_from)
 
-    def compose(self, to: str, subject: str, body: str, *, message_id: str | None = None) -> EmailMessage:
-        """A plain-text message from the configured sender; refuses header injection as ``InvalidInput``."""
+    def compose(
+        self,
+        to: str,
+        subject: str,
+        body: str,
+        *,
+        message_id: str | None = None,
+        html: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> EmailMessage:
+        """A message from the configured sender, text plus optional HTML; header injection is ``InvalidInput``."""
         message = EmailMessage()
         try:
             message["From"] = self.mail_from
@@ -51,7 +61,11 @@ class Mailer:
             message["Date"] = format_datetime(utcnow())
             # A caller-chosen Message-ID lets a retried send be recognised as the same mail downstream.
             message["Message-ID"] = f"<{message_id}@{self.domain}>" if message_id else make_msgid(domain=self.domain)
+            for name, value in (headers or {}).items():
+                message[name] = value
             message.set_content(body)
+            if html is not None:
+                message.add_alternative(html, subtype="html")
         except (ValueError, IndexError) as exc:
             # The email package raises these for CR/LF in headers and unparsable addresses.
             raise InvalidInput(f"cannot compose email: {exc}", code="email_invalid") from None
@@ -67,6 +81,21 @@ class Mailer:
     async def send_text(self, to: str, subject: str, body: str, *, message_id: str | None = None) -> EmailMessage:
         """Compose and deliver one plain-text email; returns what was sent."""
         message = self.compose(to, subject, body, message_id=message_id)
+        await self.send(message)
+        return message
+
+    async def send_multipart(
+        self,
+        to: str,
+        subject: str,
+        text: str,
+        html: str,
+        *,
+        message_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> EmailMessage:
+        """Compose and deliver one text + HTML email; returns what was sent."""
+        message = self.compose(to, subject, text, message_id=message_id, html=html, headers=headers)
         await self.send(message)
         return message
 

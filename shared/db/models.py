@@ -3,6 +3,41 @@
 from shared.bus import OutboxRow
 from shared.db.base import Base
 from shared.domain.auth.models import AuthSession, OneTimeToken, RefreshToken
+from shared.domain.gamification.models import (
+    ActivityCounter,
+    Badge,
+    CountedCause,
+    LeaderboardSnapshot,
+    PointAward,
+    Streak,
+    UserBadge,
+)
+from shared.domain.notifications.models import (
+    Device,
+    Notification,
+    NotificationDelivery,
+    NotificationPreference,
+    NotificationSettings,
+)
 from shared.domain.users.models import User
 
-__all__ = ["AuthSession", "Base", "OneTimeToken", "OutboxRow", "RefreshToken", "User"]
+__all__ = [
+    "ActivityCounter",
+    "AuthSession",
+    "Badge",
+    "Base",
+    "CountedCause",
+    "Device",
+    "LeaderboardSnapshot",
+    "Notification",
+    "NotificationDelivery",
+    "NotificationPreference",
+    "NotificationSettings",
+    "OneTimeToken",
+    "OutboxRow",
+    "PointAward",
+    "RefreshToken",
+    "Streak",
+    "User",
+    "UserBadge",
+]

@@ -1,4 +1,4 @@
-"""The embedded engine supervisor: starts Postgres, Redis, NATS, S3, Stripe and SMTP for `tribe up` and the tests.
+"""The embedded engine supervisor: starts Postgres, Redis, NATS, S3, Stripe, SMTP and push for `tribe up` and the tests.
 
 Everything lives under the data directory, so a restart keeps all data and (ports permitting) the same URLs::
 
@@ -6,7 +6,7 @@ Everything lives under the data directory, so a restart keeps all data and (port
     pids.json       engine processes while they run (for the reaper and for the next owner)
     .lock           one owner at a time
     logs/<engine>.log
-    postgres/  redis/  nats/  s3/  stripe/  mail/*.eml
+    postgres/  redis/  nats/  s3/  stripe/  mail/*.eml  push/*.json
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from shared.dev.process import (
     stop_recorded,
     stop_targets,
 )
+from shared.dev.push_sink import PushSinkEngine
 from shared.dev.reaper import PIDS_FILE, STOPPED_CLEANLY
 from shared.dev.redis import RedisEngine
 from shared.dev.s3 import S3Engine
@@ -54,6 +55,7 @@ ENGINES: tuple[type[Engine], ...] = (
     S3Engine,
     LocalStripeEngine,
     SmtpSinkEngine,
+    PushSinkEngine,
 )
 PORTS_FILE = "ports.json"
 STOP_BUDGET = 10.0
@@ -105,6 +107,11 @@ class EmbeddedStack:
     def mail_dir(self) -> Path:
         """Where the SMTP sink stores received mail (``<data_dir>/mail``)."""
         return self.data_dir / "mail"
+
+    @property
+    def push_dir(self) -> Path:
+        """Where the push sink stores received requests (``<data_dir>/push``)."""
+        return self.data_dir / "push"
 
     @property
     def logs_dir(self) -> Path:
