@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import ids
 from shared.domain.auth.tokens import AccessClaims
+from shared.domain.gamification.services import badges_summary
 from shared.domain.users.models import Role, User
-from shared.domain.users.schemas import OwnProfile, ProfileUpdate, PublicProfile
+from shared.domain.users.schemas import BadgeSummary, OwnProfile, ProfileUpdate, PublicProfile
 from shared.errors import FieldError, InvalidInput, NotFound, PermissionDenied
 
 
@@ -51,7 +52,7 @@ class UserService:
             roles=user.roles,
             status=user.status,
             settings=user.settings,
-            badges=[],
+            badges=await self._badges(user.id),
             premium_tier=user.premium_tier,
             last_active_at=user.last_active_at,
             created_at=user.created_at,
@@ -67,7 +68,7 @@ class UserService:
             city=user.city,
             avatar_url=user.avatar_url,
             interests=user.interests,
-            badges=[],  # filled once badges land
+            badges=await self._badges(user.id),
             premium_tier=user.premium_tier,
             mutual_clubs=[],  # filled once clubs land
             last_active_at=user.last_active_at,
@@ -88,6 +89,10 @@ class UserService:
                 raise NotFound("no such user", code="user_not_found")
             if values:
                 await session.execute(update(User).where(User.id == user_id).values(**values))
+
+    async def _badges(self, user_id: uuid.UUID) -> list[BadgeSummary]:
+        async with self._reads() as session:
+            return [BadgeSummary(code=code, earned_at=at) for code, at in await badges_summary(session, user_id)]
 
     async def _load(self, user_id: uuid.UUID) -> User:
         async with self._reads() as session:
