@@ -13,6 +13,8 @@ from api.runtime import Runtime
 from shared import ids
 from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessClaims
+from shared.domain.gamification.services import BadgeService, LeaderboardService, StreakService
+from shared.domain.notifications.services import NotificationService
 from shared.domain.users.services import UserService
 from shared.errors import NotFound
 
@@ -31,6 +33,26 @@ def provide_auth_service(state: State) -> AuthService:
 def provide_user_service(state: State) -> UserService:
     """The profile service."""
     return provide_runtime(state).users
+
+
+def provide_notification_service(state: State) -> NotificationService:
+    """The notification service."""
+    return provide_runtime(state).notifications
+
+
+def provide_streak_service(state: State) -> StreakService:
+    """The streak service."""
+    return provide_runtime(state).streaks
+
+
+def provide_badge_service(state: State) -> BadgeService:
+    """The badge service."""
+    return provide_runtime(state).badges
+
+
+def provide_leaderboard_service(state: State) -> LeaderboardService:
+    """The leaderboard service."""
+    return provide_runtime(state).leaderboards
 
 
 def provide_caller(request: Request[AccessClaims, Any, Any]) -> AccessClaims:

@@ -17,6 +17,8 @@ from shared.db.session import create_engine, create_read_session_factory, create
 from shared.domain.auth.access import AccessChecker
 from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessTokens
+from shared.domain.gamification.services import BadgeService, LeaderboardService, StreakService
+from shared.domain.notifications.services import NotificationService, UnsubscribeTokens
 from shared.domain.users.services import UserService
 from shared.ratelimit import RateLimiter
 
@@ -33,6 +35,10 @@ class Runtime:
     access: AccessChecker
     auth: AuthService
     users: UserService
+    notifications: NotificationService
+    streaks: StreakService
+    badges: BadgeService
+    leaderboards: LeaderboardService
     auth_limiter: RateLimiter
     draining: bool = field(default=False)
 
@@ -54,6 +60,10 @@ async def open_runtime(settings: Settings) -> Runtime:
         access=AccessChecker(tokens, reads),
         auth=AuthService(settings, sessions, tokens),
         users=UserService(sessions, reads),
+        notifications=NotificationService(sessions, reads, UnsubscribeTokens(settings.jwt_secret)),
+        streaks=StreakService(sessions, reads),
+        badges=BadgeService(reads),
+        leaderboards=LeaderboardService(reads, redis),
         auth_limiter=RateLimiter(redis, settings.auth_rate_limit_per_minute),
     )
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.clock import utcnow
 from shared.config import Settings
+from shared.domain.notifications.delivery import Senders
 from shared.mail import Mailer
 
 # arq's ctx is a plain dict; these are the only keys this package puts in it.
@@ -33,6 +34,7 @@ class WorkerResources:
     nats: NatsClient
     mailer: Mailer
     worker_name: str
+    senders: Senders
     clock: Clock = utcnow
 
 

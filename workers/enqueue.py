@@ -7,8 +7,17 @@ from typing import assert_never
 
 from arq.connections import ArqRedis
 
-from shared.bus import DomainEvent, EmailRequested, UserRegistered
+from shared.bus import (
+    BadgeEarned,
+    DomainEvent,
+    EmailRequested,
+    NotificationCreated,
+    StreakActivityRecorded,
+    UserRegistered,
+)
+from workers.jobs.gamification import ON_STREAK_ACTIVITY
 from workers.jobs.mail import SEND_EMAIL
+from workers.jobs.notifications import DISPATCH_NOTIFICATION
 
 
 async def enqueue_send_email(redis: ArqRedis, email: EmailRequested, *, cause: str | uuid.UUID) -> bool:
@@ -22,7 +31,15 @@ async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str |
     match event:
         case EmailRequested():
             return await enqueue_send_email(redis, event, cause=cause)
-        case UserRegistered():
+        case NotificationCreated():
+            return await DISPATCH_NOTIFICATION.enqueue(redis, event, cause=cause)
+        case StreakActivityRecorded():
+            return await ON_STREAK_ACTIVITY.enqueue(redis, event, cause=cause)
+        # Badge counters: another feature's event joins with one case here, e.g.
+        #   case PostCreated(): return await COUNT_ACTIVITY.enqueue(
+        #       redis, ActivityCount(user_id=event.author_id, counter=COUNTER_FOR_EVENT[event_type(event)],
+        #       cause=str(cause)), cause=cause)
+        case UserRegistered() | BadgeEarned():
             return None
         case _:
             assert_never(event)

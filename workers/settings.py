@@ -20,18 +20,28 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from shared.config import Settings, env_name, get_settings
 from shared.db.session import create_engine, create_session_factory
+from shared.domain.notifications.delivery import ExpoPushProvider, Senders
+from shared.domain.notifications.services import UnsubscribeTokens
 from shared.errors import Unavailable
 from shared.mail import Mailer
 from workers.context import EXIT_STACK_KEY, RESOURCES_KEY, SETTINGS_KEY, WorkerResources
 from workers.jobs.base import JobSpec
+from workers.jobs.gamification import COUNT_ACTIVITY, ON_STREAK_ACTIVITY, leaderboard_snapshots, streak_reminders
 from workers.jobs.mail import SEND_EMAIL
+from workers.jobs.notifications import DELIVER_NOTIFICATION, DISPATCH_NOTIFICATION, send_digests
 from workers.jobs.system import heartbeat
 from workers.outbox import OutboxRelay, listen_dsn
 from workers.serialization import job_deserializer, job_serializer
 
 log = structlog.stdlib.get_logger(__name__)
 
-JOBS: tuple[JobSpec[Any], ...] = (SEND_EMAIL,)
+JOBS: tuple[JobSpec[Any], ...] = (
+    SEND_EMAIL,
+    DISPATCH_NOTIFICATION,
+    DELIVER_NOTIFICATION,
+    ON_STREAK_ACTIVITY,
+    COUNT_ACTIVITY,
+)
 """Every job this worker registers with arq; a job queued but not listed here fails as unknown."""
 
 POLL_DELAY_S = 0.05
@@ -51,7 +61,13 @@ def worker_name() -> str:
 
 def cron_jobs() -> list[CronJob]:
     """Fresh cron entries (arq keeps each one's next run time on the object, so one per worker)."""
-    return [cron(heartbeat, name="heartbeat", second=0, run_at_startup=True, timeout=10)]
+    return [
+        cron(heartbeat, name="heartbeat", second=0, run_at_startup=True, timeout=10),
+        # Every 15 minutes so each time zone's evening window is hit; the dedupe key keeps it to one a day.
+        cron(streak_reminders, name="streak_reminders", minute={0, 15, 30, 45}, second=10, timeout=120),
+        cron(send_digests, name="send_digests", minute=2, second=0, timeout=300),
+        cron(leaderboard_snapshots, name="leaderboard_snapshots", minute=5, second=0, timeout=300),
+    ]
 
 
 def worker_settings(settings: Settings) -> dict[str, Any]:
@@ -104,13 +120,25 @@ async def startup(ctx: dict[Any, Any]) -> None:
         nats = await connect_nats(settings.nats_url, name=f"tribe-worker {name}")
         stack.push_async_callback(close_nats, nats)
 
+        mailer = Mailer.from_settings(settings)
+        push = (
+            ExpoPushProvider(settings.push_url, access_token=settings.push_access_token) if settings.push_url else None
+        )
+        if push is not None:
+            stack.push_async_callback(push.aclose)
         resources = WorkerResources(
             settings=settings,
             redis=ctx["redis"],
             sessions=create_session_factory(engine),
             nats=nats,
-            mailer=Mailer.from_settings(settings),
+            mailer=mailer,
             worker_name=name,
+            senders=Senders(
+                mailer=mailer,
+                push=push,
+                unsubscribe=UnsubscribeTokens(settings.jwt_secret),
+                public_api_url=settings.public_api_url,
+            ),
         )
         relay = OutboxRelay(
             sessions=resources.sessions,

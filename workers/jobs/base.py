@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -42,12 +43,20 @@ class JobSpec(Generic[P]):
         return f"{self.name}:{cause}"
 
     async def enqueue(
-        self, redis: ArqRedis, payload: P, *, cause: str | uuid.UUID, defer_by: float | None = None
+        self,
+        redis: ArqRedis,
+        payload: P,
+        *,
+        cause: str | uuid.UUID,
+        defer_by: float | None = None,
+        defer_until: datetime | None = None,
     ) -> bool:
         """Queue ``payload``; ``False`` when a job for ``cause`` is queued, running or finished within the last hour."""
         if not isinstance(payload, self.payload_type):
             raise TypeError(f"{self.name} takes {self.payload_type.__name__}, got {type(payload).__name__}")
-        job = await redis.enqueue_job(self.name, payload, _job_id=self.job_id(cause), _defer_by=defer_by)
+        job = await redis.enqueue_job(
+            self.name, payload, _job_id=self.job_id(cause), _defer_by=defer_by, _defer_until=defer_until
+        )
         return job is not None
 
     def arq_function(self) -> Function:

@@ -356,6 +356,14 @@ return 0
 """
 
 
+def parse_period(value: str) -> Period:
+    """A ``period`` query value; anything but week, month or all is 422."""
+    periods: dict[str, Period] = {"week": "week", "month": "month", "all": "all"}
+    if value in periods:
+        return periods[value]
+    raise InvalidInput(errors=[FieldError("period", "must be week, month or all")])
+
+
 def normalize_board_part(value: str | None) -> str:
     """A city or category as a board key part: trimmed, lower case, ``all`` when absent."""
     cleaned = " ".join((value or "").split()).lower()

@@ -1,0 +1,67 @@
+"""Gamification jobs: streak badges and points, activity counters for badges, reminders and snapshots."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import msgspec
+
+from shared.bus import StreakActivityRecorded
+from shared.domain.gamification.services import (
+    BEST_STREAK,
+    OVERALL,
+    award_points,
+    count_activity,
+    raise_counter,
+    send_streak_reminders,
+    snapshot_leaderboards,
+)
+from workers.context import JobContext, resources_of
+from workers.jobs.base import JobSpec
+
+STREAK_POINT_REASONS = {"daily_checkin": "daily_checkin"}
+"""Which streak activities earn points, and under which rate of ``POINT_RATES``."""
+
+
+class ActivityCount(msgspec.Struct, frozen=True, kw_only=True):
+    """Count one activity (a post, a club joined ...) toward a user's badges, once per ``cause``."""
+
+    user_id: uuid.UUID
+    counter: str
+    cause: str
+
+
+async def on_streak_activity(ctx: JobContext, event: StreakActivityRecorded) -> None:
+    """Award streak badges from the overall streak, and points for counted check-ins."""
+    res = ctx.resources
+    async with res.sessions.begin() as session:
+        if event.kind == OVERALL:
+            await raise_counter(session, event.user_id, BEST_STREAK, event.longest)
+        reason = STREAK_POINT_REASONS.get(event.kind)
+        if reason is not None:
+            await award_points(session, res.redis, event.user_id, reason=reason, cause=ctx.job_id, at=res.clock())
+
+
+async def count_activity_job(ctx: JobContext, activity: ActivityCount) -> None:
+    """Add one to a counter and award the badges it reaches; a repeat of the cause counts nothing."""
+    async with ctx.resources.sessions.begin() as session:
+        await count_activity(session, activity.user_id, activity.counter, cause=activity.cause)
+
+
+ON_STREAK_ACTIVITY = JobSpec(name="on_streak_activity", payload_type=StreakActivityRecorded, run=on_streak_activity)
+COUNT_ACTIVITY = JobSpec(name="count_activity", payload_type=ActivityCount, run=count_activity_job)
+
+
+async def streak_reminders(ctx: dict[Any, Any]) -> int:
+    """Cron job: remind users in their local evening whose streak would break today."""
+    res = resources_of(ctx)
+    async with res.sessions.begin() as session:
+        return await send_streak_reminders(session, res.clock())
+
+
+async def leaderboard_snapshots(ctx: dict[Any, Any]) -> int:
+    """Cron job: copy the top of every current leaderboard into ``leaderboard_snapshots``."""
+    res = resources_of(ctx)
+    async with res.sessions.begin() as session:
+        return await snapshot_leaderboards(session, res.redis, res.clock())
