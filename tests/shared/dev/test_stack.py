@@ -47,6 +47,7 @@ FAKE_EXTERNAL = {
     "TRIBE_S3_BUCKET": "example-media",
     "TRIBE_STRIPE_API_BASE": "https://stripe.example",
     "TRIBE_SMTP_URL": "smtp://mail.example:25",
+    "TRIBE_PUSH_URL": "https://push.example/--/api/v2/push/send",
 }
 
 
@@ -174,9 +175,10 @@ def test_start_returns_every_engine_variable(stack: EmbeddedStack) -> None:
     assert env["TRIBE_S3_BUCKET"] == "tribe-media"
     assert env["TRIBE_STRIPE_API_BASE"] == f"http://127.0.0.1:{ports['stripe']}"
     assert env["TRIBE_SMTP_URL"] == f"smtp://127.0.0.1:{ports['smtp']}"
+    assert env["TRIBE_PUSH_URL"] == f"http://127.0.0.1:{ports['push']}/--/api/v2/push/send"
     assert len(set(ports.values())) == len(ports)
     assert json.loads((stack.data_dir / "ports.json").read_text()) == ports
-    for name in ("postgres", "redis", "nats", "s3", "stripe", "smtp"):
+    for name in ("postgres", "redis", "nats", "s3", "stripe", "smtp", "push"):
         assert (stack.logs_dir / f"{name}.log").stat().st_size > 0
 
 
@@ -278,6 +280,25 @@ def test_stripe_creates_customers(stack: EmbeddedStack) -> None:
     assert fetched.json()["email"] == "ada@example.com"
 
 
+def test_push_sink_records_requests_and_answers_like_expo(stack: EmbeddedStack) -> None:
+    url = stack.env["TRIBE_PUSH_URL"]
+    before = set(stack.push_dir.glob("*.json"))
+    messages = [
+        {"to": "ExponentPushToken[good-one]", "title": "Hi", "body": "there"},
+        {"to": "ExponentPushToken[invalid-gone]", "title": "Hi", "body": "there"},
+    ]
+    answer = httpx.post(url, json=messages)
+    assert answer.status_code == 200
+    ok, gone = answer.json()["data"]
+    assert ok["status"] == "ok"
+    assert ok["id"]
+    assert gone["status"] == "error"
+    assert gone["details"] == {"error": "DeviceNotRegistered"}
+    [stored] = sorted(set(stack.push_dir.glob("*.json")) - before)
+    assert json.loads(stored.read_text()) == messages
+    assert stack.push_dir == stack.data_dir / "push"
+
+
 def test_smtp_sink_stores_each_mail_as_eml(stack: EmbeddedStack) -> None:
     port = int(stack.env["TRIBE_SMTP_URL"].rsplit(":", 1)[1])
     message = EmailMessage()
@@ -320,7 +341,7 @@ def test_restart_stops_everything_and_keeps_data_and_ports(stack: EmbeddedStack,
     customer_id = customer.json()["id"]
 
     pids = recorded_pids(stack_dir)
-    assert sorted(set(pids.values())) == ["nats", "postgres", "redis", "s3", "smtp", "stripe"]
+    assert sorted(set(pids.values())) == ["nats", "postgres", "push", "redis", "s3", "smtp", "stripe"]
     began = time.monotonic()
     stack.stop()
     stop_seconds = time.monotonic() - began
