@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from email import policy
@@ -17,7 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.config import Settings, load_settings
 from shared.db.session import create_engine, create_session_factory
+from shared.domain.users.models import User
+from workers.outbox import OutboxRelay
 from workers.serialization import job_deserializer, job_serializer
+from workers.settings import create_worker
 
 FindMail = Callable[[str], list[EmailMessage]]
 WaitForMail = Callable[[str], Awaitable[list[EmailMessage]]]
@@ -115,3 +119,72 @@ def eventually() -> Eventually:
                 await asyncio.sleep(0.02)
 
     return wait
+
+
+MakeUser = Callable[..., Awaitable[User]]
+
+
+@pytest.fixture
+def make_user(sessions: async_sessionmaker[AsyncSession]) -> MakeUser:
+    """Insert a user row directly (worker tests have no API); keyword arguments set columns."""
+
+    async def make(**columns: object) -> User:
+        tag = uuid.uuid4().hex[:12]
+        values: dict[str, object] = {
+            "email": f"w-{tag}@example.com",
+            "password_hash": "not-a-login",
+            "display_name": f"Worker Test {tag}",
+            **columns,
+        }
+        async with sessions.begin() as session:
+            user = User(**values)
+            session.add(user)
+        return user
+
+    return make
+
+
+Drain = Callable[[], Awaitable[int]]
+
+
+@pytest.fixture
+def drain(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], arq_redis: ArqRedis, queue_name: str
+) -> Drain:
+    """Relay the outbox and run burst workers on the test's queue until nothing due is left; returns jobs run.
+
+    Jobs deferred into the future (quiet hours) stay queued: each burst is capped at the jobs due when it starts.
+    """
+
+    async def run() -> int:
+        nats = NatsClient()
+        await nats.connect(settings.nats_url, connect_timeout=2, max_reconnect_attempts=2)
+        relay = OutboxRelay(sessions=sessions, redis=arq_redis, nats=nats)
+        total = 0
+        try:
+            for _ in range(10):
+                relayed = await relay.drain()
+                due = await arq_redis.zcount(queue_name, "-inf", time.time() * 1000)
+                if not relayed and not due:
+                    return total
+                if not due:
+                    continue
+                # No crons: each start would queue another heartbeat, and the cap must count only due jobs.
+                worker = create_worker(
+                    settings,
+                    burst=True,
+                    handle_signals=False,
+                    queue_name=queue_name,
+                    max_burst_jobs=due,
+                    cron_jobs=[],
+                )
+                try:
+                    async with asyncio.timeout(30):
+                        total += await worker.run_check()
+                finally:
+                    await worker.close()
+        finally:
+            await nats.close()
+        raise AssertionError("the outbox and queue did not settle within 10 rounds")
+
+    return run
