@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from email.message import EmailMessage
@@ -12,7 +13,7 @@ from arq.connections import ArqRedis
 from arq.jobs import Job, JobStatus
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from shared.bus import EmailRequested, Event, OutboxRow, UserRegistered, decode_event, record, subject_for
@@ -334,3 +335,38 @@ async def test_relay_outlives_a_database_outage(arq_redis: ArqRedis, relay_nats:
         await relay.stop()
         await engine.dispose()
     assert not relay.running
+
+
+async def test_rows_claimed_by_a_killed_worker_are_relayed_once_by_another(
+    sessions: Sessions,
+    arq_redis: ArqRedis,
+    queue_name: str,
+    inbox: Inbox,
+    make_relay: Callable[..., OutboxRelay],
+    row_ids: list[uuid.UUID],
+) -> None:
+    marker = uuid.uuid4().hex
+    events = [EmailRequested(to=f"k{i}@example.com", subject=f"{marker} #{i}", body="x") for i in range(5)]
+    row_ids += await record_events(sessions, *events)
+    # A worker mid-batch: its transaction holds the row locks when the process dies.
+    dying = await sessions().connection()
+    await dying.execute(select(OutboxRow.id).where(OutboxRow.id.in_(row_ids)).with_for_update())
+    pid = await dying.scalar(select(func.pg_backend_pid()))
+    survivor = make_relay()
+
+    await relay_until_empty(survivor)
+    assert all(row.published_at is None for row in (await get_rows(sessions, row_ids)).values())
+
+    async with sessions() as admin:
+        assert await admin.scalar(select(func.pg_terminate_backend(pid)))
+    with contextlib.suppress(Exception):
+        await dying.close()
+    await relay_until_empty(survivor)
+    await relay_until_empty(make_relay())
+
+    messages = await inbox.settle(marker, len(events))
+    assert len(messages) == len(events)
+    rows = await get_rows(sessions, row_ids)
+    assert all(row.published_at is not None and row.attempts == 0 for row in rows.values())
+    queued = set(await queued_job_ids(arq_redis, queue_name))
+    assert {SEND_EMAIL.job_id(row_id) for row_id in row_ids} <= queued
