@@ -23,7 +23,6 @@ from shared.bus import user_subject
 from shared.config import Settings
 from shared.dev.stack import EmbeddedStack
 from shared.domain.notifications.delivery import (
-    Channel,
     ExpoPushProvider,
     Senders,
     deliver,
@@ -33,6 +32,7 @@ from shared.domain.notifications.delivery import (
 )
 from shared.domain.notifications.models import Device, Notification, NotificationDelivery
 from shared.domain.notifications.schemas import (
+    Channel,
     ChannelSwitches,
     DeviceRegistration,
     NotificationNew,
