@@ -11,7 +11,7 @@ Latency is measured with jobs enqueued one at a time at a steady pace (``--rate`
 throughput with ``--burst`` jobs enqueued at once, timed until the last one ran. Target (GUIDE §7):
 enqueue -> start p99 <= 100 ms.
 
-    uv run python -m loadtests.worker_jobs [--jobs 400] [--rate 200] [--burst 3000]
+    uv run python -m loadtests.worker_jobs [--jobs 300] [--rate 50] [--burst 2000]
 
 Engines are started embedded in a temporary folder unless ``TRIBE_*`` URLs are set.
 """
@@ -223,9 +223,9 @@ async def run_all(env: dict[str, str], options: argparse.Namespace) -> list[Resu
 def main() -> None:
     """Start the engines, measure the three queues, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--jobs", type=int, default=400, help="jobs in the paced latency run")
-    parser.add_argument("--rate", type=float, default=200, help="jobs per second in the latency run")
-    parser.add_argument("--burst", type=int, default=3000, help="jobs enqueued at once in the throughput run")
+    parser.add_argument("--jobs", type=int, default=300, help="jobs in the paced latency run")
+    parser.add_argument("--rate", type=float, default=50, help="jobs per second in the latency run")
+    parser.add_argument("--burst", type=int, default=2000, help="jobs enqueued at once in the throughput run")
     options = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="tribe-bench-") as tmp:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import assert_never
 
 from arq.connections import ArqRedis
@@ -14,8 +15,9 @@ from shared.bus import (
     NotificationCreated,
     StreakActivityRecorded,
     UserRegistered,
+    event_type,
 )
-from workers.jobs.gamification import ON_STREAK_ACTIVITY
+from workers.jobs.gamification import ON_ACTIVITY, ON_STREAK_ACTIVITY, ActivityOccurred
 from workers.jobs.mail import SEND_EMAIL
 from workers.jobs.notifications import DISPATCH_NOTIFICATION
 
@@ -23,6 +25,16 @@ from workers.jobs.notifications import DISPATCH_NOTIFICATION
 async def enqueue_send_email(redis: ArqRedis, email: EmailRequested, *, cause: str | uuid.UUID) -> bool:
     """Queue ``send_email`` once per ``cause`` (an outbox row id or another stable id); ``False`` if already queued."""
     return await SEND_EMAIL.enqueue(redis, email, cause=cause)
+
+
+async def enqueue_activity(
+    redis: ArqRedis, event: DomainEvent, user_id: uuid.UUID, occurred_at: datetime, cause: str | uuid.UUID
+) -> bool:
+    """Queue the gamification job for another feature's event (the ``*_FOR_EVENT`` tables say what it counts)."""
+    activity = ActivityOccurred(
+        user_id=user_id, event_type=event_type(event), occurred_at=occurred_at, cause=str(cause)
+    )
+    return await ON_ACTIVITY.enqueue(redis, activity, cause=cause)
 
 
 async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str | uuid.UUID) -> bool | None:
@@ -35,10 +47,8 @@ async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str |
             return await DISPATCH_NOTIFICATION.enqueue(redis, event, cause=cause)
         case StreakActivityRecorded():
             return await ON_STREAK_ACTIVITY.enqueue(redis, event, cause=cause)
-        # Badge counters: another feature's event joins with one case here, e.g.
-        #   case PostCreated(): return await COUNT_ACTIVITY.enqueue(
-        #       redis, ActivityCount(user_id=event.author_id, counter=COUNTER_FOR_EVENT[event_type(event)],
-        #       cause=str(cause)), cause=cause)
+        # Another feature's event reaches badges, streaks and points with one case, e.g.
+        #   case PostCreated(): return await enqueue_activity(redis, event, event.author_id, event.created_at, cause)
         case UserRegistered() | BadgeEarned():
             return None
         case _:

@@ -26,7 +26,7 @@ from shared.errors import Unavailable
 from shared.mail import Mailer
 from workers.context import EXIT_STACK_KEY, RESOURCES_KEY, SETTINGS_KEY, WorkerResources
 from workers.jobs.base import JobSpec
-from workers.jobs.gamification import COUNT_ACTIVITY, ON_STREAK_ACTIVITY, leaderboard_snapshots, streak_reminders
+from workers.jobs.gamification import ON_ACTIVITY, ON_STREAK_ACTIVITY, leaderboard_snapshots, streak_reminders
 from workers.jobs.mail import SEND_EMAIL
 from workers.jobs.notifications import DELIVER_NOTIFICATION, DISPATCH_NOTIFICATION, send_digests
 from workers.jobs.system import heartbeat
@@ -40,7 +40,7 @@ JOBS: tuple[JobSpec[Any], ...] = (
     DISPATCH_NOTIFICATION,
     DELIVER_NOTIFICATION,
     ON_STREAK_ACTIVITY,
-    COUNT_ACTIVITY,
+    ON_ACTIVITY,
 )
 """Every job this worker registers with arq; a job queued but not listed here fails as unknown."""
 

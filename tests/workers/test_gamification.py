@@ -30,6 +30,7 @@ from shared.domain.notifications.models import Notification
 from shared.domain.users.models import User
 from shared.errors import InvalidInput
 from tests.workers.conftest import Drain, MakeUser
+from workers.jobs.gamification import ON_ACTIVITY, ActivityOccurred
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -301,3 +302,36 @@ async def test_periods_roll_over_at_utc_boundaries(
     assert (await at(monday).mine(user.id, city=city, category=None, period="month")).score == 10
     assert (await at(december).mine(user.id, city=city, category=None, period="month")).rank is None
     assert (await at(december).mine(user.id, city=city, category=None, period="all")).score == 10
+
+
+async def test_another_features_events_feed_badges_streaks_and_points_through_the_job(
+    make_user: MakeUser, sessions: Sessions, arq_redis: ArqRedis, drain: Drain
+) -> None:
+    city = f"Event City {uuid.uuid4().hex[:6]}"
+    user = await make_user(city=city, timezone="UTC")
+    now = datetime.now(UTC)
+    post = ActivityOccurred(user_id=user.id, event_type="post.created", occurred_at=now, cause=f"outbox-{uuid.uuid4()}")
+    # The same activity queued under two job ids (two relays, a replay) counts once.
+    assert await ON_ACTIVITY.enqueue(arq_redis, post, cause="first")
+    assert await ON_ACTIVITY.enqueue(arq_redis, post, cause="second")
+    for n in range(10):
+        checked_in = ActivityOccurred(
+            user_id=user.id, event_type="event.checked_in", occurred_at=now, cause=f"checkin-{user.id}-{n}"
+        )
+        await ON_ACTIVITY.enqueue(arq_redis, checked_in, cause=checked_in.cause)
+
+    await drain()
+
+    badges = [b.code for b in (await BadgeService(sessions).of_user(user.id)).badges]
+    assert sorted(badges) == ["event_10", "first_event", "first_post"]
+    async with sessions() as session:
+        attended = await session.get(ActivityCounter, (user.id, "events_attended"))
+        checkin_streak = await session.get(Streak, (user.id, "daily_checkin"))
+    assert attended is not None
+    assert attended.value == 10
+    assert checkin_streak is not None
+    assert checkin_streak.current == 1
+    mine = await LeaderboardService(sessions, arq_redis).mine(user.id, city=city, category=None, period="all")
+    # One post (10), ten event check-ins (50 each) and the daily check-in bonus of the one day they fell on (5).
+    assert mine.score == 10 + 10 * 50 + 5
+    assert len(await notifications_of(sessions, user.id, "badge_earned")) == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -11,8 +12,9 @@ from shared.bus import StreakActivityRecorded
 from shared.domain.gamification.services import (
     BEST_STREAK,
     OVERALL,
+    Activity,
+    apply_activity,
     award_points,
-    count_activity,
     raise_counter,
     send_streak_reminders,
     snapshot_leaderboards,
@@ -24,12 +26,14 @@ STREAK_POINT_REASONS = {"daily_checkin": "daily_checkin"}
 """Which streak activities earn points, and under which rate of ``POINT_RATES``."""
 
 
-class ActivityCount(msgspec.Struct, frozen=True, kw_only=True):
-    """Count one activity (a post, a club joined ...) toward a user's badges, once per ``cause``."""
+class ActivityOccurred(msgspec.Struct, frozen=True, kw_only=True):
+    """Another feature's event for badges, streaks and points (see the ``*_FOR_EVENT`` tables), once per ``cause``."""
 
     user_id: uuid.UUID
-    counter: str
+    event_type: str
+    occurred_at: datetime
     cause: str
+    category: str | None = None
 
 
 async def on_streak_activity(ctx: JobContext, event: StreakActivityRecorded) -> None:
@@ -43,14 +47,25 @@ async def on_streak_activity(ctx: JobContext, event: StreakActivityRecorded) -> 
             await award_points(session, res.redis, event.user_id, reason=reason, cause=ctx.job_id, at=res.clock())
 
 
-async def count_activity_job(ctx: JobContext, activity: ActivityCount) -> None:
-    """Add one to a counter and award the badges it reaches; a repeat of the cause counts nothing."""
-    async with ctx.resources.sessions.begin() as session:
-        await count_activity(session, activity.user_id, activity.counter, cause=activity.cause)
+async def on_activity(ctx: JobContext, activity: ActivityOccurred) -> None:
+    """Count badges, streaks and points for one activity; a repeat of the cause changes nothing."""
+    res = ctx.resources
+    async with res.sessions.begin() as session:
+        await apply_activity(
+            session,
+            res.redis,
+            Activity(
+                user_id=activity.user_id,
+                event_type=activity.event_type,
+                occurred_at=activity.occurred_at,
+                cause=activity.cause,
+                category=activity.category,
+            ),
+        )
 
 
 ON_STREAK_ACTIVITY = JobSpec(name="on_streak_activity", payload_type=StreakActivityRecorded, run=on_streak_activity)
-COUNT_ACTIVITY = JobSpec(name="count_activity", payload_type=ActivityCount, run=count_activity_job)
+ON_ACTIVITY = JobSpec(name="on_activity", payload_type=ActivityOccurred, run=on_activity)
 
 
 async def streak_reminders(ctx: dict[Any, Any]) -> int:

@@ -226,8 +226,22 @@ COUNTER_FOR_EVENT: dict[str, str] = {
     "event.checked_in": "events_attended",
     "message.sent": "messages",
 }
-"""Which activity counter a domain event feeds; wiring an event to the badge job is one line here and one in
-``workers/enqueue.py``."""
+"""Which badge counter a domain event feeds."""
+
+STREAK_KIND_FOR_EVENT: dict[str, str] = {
+    "rsvp.confirmed": "rsvp",
+    "message.sent": "message",
+    "event.checked_in": "daily_checkin",
+}
+"""Which streak a domain event counts toward."""
+
+POINT_REASON_FOR_EVENT: dict[str, str] = {
+    "event.checked_in": "event_checked_in",
+    "rsvp.attended": "rsvp_attended",
+    "post.created": "post_created",
+    "message.sent": "message_sent",
+}
+"""Which rate of ``POINT_RATES`` a domain event earns."""
 
 BEST_STREAK = "best_streak"
 
@@ -290,6 +304,55 @@ async def raise_counter(session: AsyncSession, user_id: uuid.UUID, counter: str,
     )
     assert current is not None
     return await _award(session, user_id, counter, current)
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """Another feature's domain event as gamification sees it: who did what, when, where."""
+
+    user_id: uuid.UUID
+    event_type: str
+    occurred_at: datetime
+    cause: str
+    category: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityOutcome:
+    """What one activity changed."""
+
+    badges: list[str]
+    streak: StreakChange | None
+    points_added: bool
+
+
+async def apply_activity(session: AsyncSession, redis: Redis, activity: Activity) -> ActivityOutcome:
+    """Feed an activity to the badge counters, streaks and points its event type maps to; idempotent per cause."""
+    badges: list[str] = []
+    counter = COUNTER_FOR_EVENT.get(activity.event_type)
+    if counter is not None:
+        badges = await count_activity(session, activity.user_id, counter, cause=activity.cause)
+    streak = None
+    kind = STREAK_KIND_FOR_EVENT.get(activity.event_type)
+    if kind is not None:
+        user = await session.get(User, activity.user_id)
+        if user is not None:
+            streak = await record_streak_activity(
+                session, activity.user_id, kind, activity.occurred_at, zone_of(user.timezone)
+            )
+    added = False
+    reason = POINT_REASON_FOR_EVENT.get(activity.event_type)
+    if reason is not None:
+        added = await award_points(
+            session,
+            redis,
+            activity.user_id,
+            reason=reason,
+            cause=f"{activity.cause}:points",
+            at=activity.occurred_at,
+            category=activity.category,
+        )
+    return ActivityOutcome(badges=badges, streak=streak, points_added=added)
 
 
 class BadgeService:
