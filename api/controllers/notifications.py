@@ -74,6 +74,11 @@ class NotificationController(Controller):
         """The link in every notification email: turns that type's email off."""
         return await notification_service.unsubscribe(token)
 
+    @post("/unsubscribe", exclude_from_auth=True, status_code=HTTP_200_OK)
+    async def unsubscribe_one_click(self, token: str, notification_service: NotificationService) -> Unsubscribed:
+        """RFC 8058 one-click unsubscribe (mail clients POST ``List-Unsubscribe=One-Click`` to the link)."""
+        return await notification_service.unsubscribe(token)
+
 
 class DeviceController(Controller):
     """Push tokens of the caller's devices."""

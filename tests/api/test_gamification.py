@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import ids
+from shared.bus import OutboxRow
 from shared.domain.gamification.models import Streak
 from shared.domain.gamification.services import add_points, count_activity
 from tests.api.conftest import MakeAccount
@@ -182,3 +183,24 @@ async def test_leaderboards_over_http(client: httpx.AsyncClient, make_account: M
 
     assert_problem(await client.get("/v1/leaderboards", params={"period": "year"}, headers=a.headers), 422)
     assert_problem(await client.get("/v1/leaderboards", params={"cursor": "zzz"}, headers=a.headers), 422)
+
+
+async def test_streak_posts_emit_one_event_per_counted_day(
+    client: httpx.AsyncClient, make_account: MakeAccount, db: Sessions
+) -> None:
+    me = await make_account()
+    user_id = str(ids.decode(ids.Prefix.USER, me.id))
+    for _ in range(2):
+        answer = await client.post(
+            f"/v1/streaks/{me.id}", json={"event": "rsvp", "occurred_at": now_iso()}, headers=me.headers
+        )
+        assert answer.status_code == 200
+    async with db() as session:
+        rows = (
+            await session.scalars(
+                select(OutboxRow).where(
+                    OutboxRow.event_type == "streak.activity_recorded", OutboxRow.payload["user_id"].astext == user_id
+                )
+            )
+        ).all()
+    assert sorted((r.payload["kind"], r.payload["current"]) for r in rows) == [("overall", 1), ("rsvp", 1)]

@@ -19,6 +19,7 @@ from nats.aio.msg import Msg
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared import ids
 from shared.bus import user_subject
 from shared.config import Settings
 from shared.dev.stack import EmbeddedStack
@@ -146,7 +147,10 @@ async def test_push_goes_through_the_sink_and_invalid_tokens_are_removed(
     [message] = pushes_to(push_dir, good)
     assert message["title"] == "Sunset Run starts soon"
     assert message["body"] == "Starts at 18:00."
-    assert message["data"] == {"notification_id": message["data"]["notification_id"], "type": "event_reminder"}  # type: ignore[index]
+    assert message["data"] == {
+        "notification_id": ids.encode(ids.Prefix.NOTIFICATION, notification_id),
+        "type": "event_reminder",
+    }
     assert len(pushes_to(push_dir, gone)) == 1
     async with sessions() as session:
         tokens = set((await session.scalars(select(Device.token).where(Device.user_id == user.id))).all())
