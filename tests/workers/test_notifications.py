@@ -30,6 +30,7 @@ from shared.domain.notifications.delivery import (
     quiet_hours_end,
     send_digest,
     user_zone,
+    users_due_for_digest,
 )
 from shared.domain.notifications.models import Device, Notification, NotificationDelivery
 from shared.domain.notifications.schemas import (
@@ -389,3 +390,18 @@ def test_unsubscribe_tokens_are_signed(settings: Settings) -> None:
     for bad in (forged, f"{body}.{signature[::-1]}", "nonsense", ""):
         with pytest.raises(InvalidInput):
             tokens.verify(bad)
+
+
+async def test_digest_is_due_at_the_users_local_morning(
+    sessions: Sessions, service: NotificationService, make_user: MakeUser, drain: Drain
+) -> None:
+    user = await make_user(timezone="Asia/Tokyo")  # UTC+9: 08:00 local is 23:00Z the day before
+    await service.update_preferences(user.id, PreferencesUpdate(daily_digest=True))
+    await create(sessions, user.id, "premium_offer", offer_title="Digest me", offer_body="later")
+    await drain()
+
+    async with sessions() as session:
+        at_eight = await users_due_for_digest(session, datetime(2026, 11, 22, 23, 10, tzinfo=UTC))
+        at_ten = await users_due_for_digest(session, datetime(2026, 11, 23, 1, 10, tzinfo=UTC))
+    assert user.id in at_eight
+    assert user.id not in at_ten
