@@ -17,6 +17,7 @@ from shared.db.session import create_engine, create_read_session_factory, create
 from shared.domain.auth.access import AccessChecker
 from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessTokens
+from shared.domain.clubs.services import ClubService
 from shared.domain.users.services import UserService
 from shared.ratelimit import RateLimiter
 
@@ -33,6 +34,7 @@ class Runtime:
     access: AccessChecker
     auth: AuthService
     users: UserService
+    clubs: ClubService
     auth_limiter: RateLimiter
     draining: bool = field(default=False)
 
@@ -54,6 +56,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         access=AccessChecker(tokens, reads),
         auth=AuthService(settings, sessions, tokens),
         users=UserService(sessions, reads),
+        clubs=ClubService(settings, sessions),
         auth_limiter=RateLimiter(redis, settings.auth_rate_limit_per_minute),
     )
 

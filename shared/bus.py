@@ -43,7 +43,22 @@ class UserRegistered(Event, frozen=True, kw_only=True, tag="user.registered"):
     user_id: uuid.UUID
 
 
-DomainEvent = EmailRequested | UserRegistered
+class ClubCreated(Event, frozen=True, kw_only=True, tag="club.created"):
+    """A club, community or circle was created by ``owner_id``."""
+
+    club_id: uuid.UUID
+    owner_id: uuid.UUID
+    kind: str
+
+
+class ClubMemberJoined(Event, frozen=True, kw_only=True, tag="club.member_joined"):
+    """``user_id`` became an active member of ``club_id`` (owners at creation excluded)."""
+
+    club_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+DomainEvent = EmailRequested | UserRegistered | ClubCreated | ClubMemberJoined
 
 _decoder = msgspec.json.Decoder(DomainEvent)
 

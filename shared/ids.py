@@ -17,6 +17,7 @@ class Prefix(StrEnum):
 
     USER = "usr"
     CLUB = "club"
+    SPACE = "spc"
     EVENT = "evt"
     CHAT = "chat"
     MESSAGE = "msg"

@@ -7,7 +7,7 @@ from typing import assert_never
 
 from arq.connections import ArqRedis
 
-from shared.bus import DomainEvent, EmailRequested, UserRegistered
+from shared.bus import ClubCreated, ClubMemberJoined, DomainEvent, EmailRequested, UserRegistered
 from workers.jobs.mail import SEND_EMAIL
 
 
@@ -22,7 +22,7 @@ async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str |
     match event:
         case EmailRequested():
             return await enqueue_send_email(redis, event, cause=cause)
-        case UserRegistered():
+        case UserRegistered() | ClubCreated() | ClubMemberJoined():
             return None
         case _:
             assert_never(event)

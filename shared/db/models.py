@@ -3,6 +3,19 @@
 from shared.bus import OutboxRow
 from shared.db.base import Base
 from shared.domain.auth.models import AuthSession, OneTimeToken, RefreshToken
+from shared.domain.clubs.models import Club, ClubInvitation, ClubInviteLink, ClubMembership, ClubSpace
 from shared.domain.users.models import User
 
-__all__ = ["AuthSession", "Base", "OneTimeToken", "OutboxRow", "RefreshToken", "User"]
+__all__ = [
+    "AuthSession",
+    "Base",
+    "Club",
+    "ClubInvitation",
+    "ClubInviteLink",
+    "ClubMembership",
+    "ClubSpace",
+    "OneTimeToken",
+    "OutboxRow",
+    "RefreshToken",
+    "User",
+]

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import ids
 from shared.domain.auth.tokens import AccessClaims
+from shared.domain.clubs.models import Club, ClubMembership, MembershipStatus
 from shared.domain.users.models import Role, User
 from shared.domain.users.schemas import OwnProfile, ProfileUpdate, PublicProfile
 from shared.errors import FieldError, InvalidInput, NotFound, PermissionDenied
@@ -69,7 +70,7 @@ class UserService:
             interests=user.interests,
             badges=[],  # filled once badges land
             premium_tier=user.premium_tier,
-            mutual_clubs=[],  # filled once clubs land
+            mutual_clubs=await self._mutual_clubs(viewer.user_id, user_id),
             last_active_at=user.last_active_at,
         )
 
@@ -88,6 +89,25 @@ class UserService:
                 raise NotFound("no such user", code="user_not_found")
             if values:
                 await session.execute(update(User).where(User.id == user_id).values(**values))
+
+    async def _mutual_clubs(self, viewer_id: uuid.UUID, user_id: uuid.UUID) -> list[str]:
+        """Clubs both users are active members of; the viewer is one, so each is visible to them."""
+        theirs = ClubMembership.__table__.alias("theirs")
+        query = (
+            select(Club.id)
+            .join(ClubMembership, ClubMembership.club_id == Club.id)
+            .join(theirs, theirs.c.club_id == Club.id)
+            .where(
+                Club.deleted_at.is_(None),
+                ClubMembership.user_id == viewer_id,
+                ClubMembership.status == MembershipStatus.ACTIVE.value,
+                theirs.c.user_id == user_id,
+                theirs.c.status == MembershipStatus.ACTIVE.value,
+            )
+            .order_by(Club.id)
+        )
+        async with self._reads() as session:
+            return [ids.encode(ids.Prefix.CLUB, club_id) for club_id in await session.scalars(query)]
 
     async def _load(self, user_id: uuid.UUID) -> User:
         async with self._reads() as session:
