@@ -13,6 +13,7 @@ from api.runtime import Runtime
 from shared import ids
 from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessClaims
+from shared.domain.social.services import InviteService, SocialService, VouchService
 from shared.domain.users.services import UserService
 from shared.errors import NotFound
 
@@ -31,6 +32,21 @@ def provide_auth_service(state: State) -> AuthService:
 def provide_user_service(state: State) -> UserService:
     """The profile service."""
     return provide_runtime(state).users
+
+
+def provide_social_service(state: State) -> SocialService:
+    """The friends, follows and blocks service."""
+    return provide_runtime(state).social
+
+
+def provide_vouch_service(state: State) -> VouchService:
+    """The vouches service."""
+    return provide_runtime(state).vouches
+
+
+def provide_invite_service(state: State) -> InviteService:
+    """The invite codes service."""
+    return provide_runtime(state).invites
 
 
 def provide_caller(request: Request[AccessClaims, Any, Any]) -> AccessClaims:

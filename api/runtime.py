@@ -17,6 +17,7 @@ from shared.db.session import create_engine, create_session_factory
 from shared.domain.auth.access import AccessChecker
 from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessTokens
+from shared.domain.social.services import InviteService, SocialService, VouchService
 from shared.domain.users.services import UserService
 from shared.ratelimit import RateLimiter
 
@@ -33,6 +34,9 @@ class Runtime:
     access: AccessChecker
     auth: AuthService
     users: UserService
+    social: SocialService
+    vouches: VouchService
+    invites: InviteService
     auth_limiter: RateLimiter
     draining: bool = field(default=False)
 
@@ -53,6 +57,9 @@ async def open_runtime(settings: Settings) -> Runtime:
         access=AccessChecker(tokens, sessions),
         auth=AuthService(settings, sessions, tokens),
         users=UserService(sessions),
+        social=SocialService(sessions),
+        vouches=VouchService(sessions),
+        invites=InviteService(sessions),
         auth_limiter=RateLimiter(redis, settings.auth_rate_limit_per_minute),
     )
 

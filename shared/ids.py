@@ -29,6 +29,8 @@ class Prefix(StrEnum):
     PAYMENT = "pay"
     BOOST = "boost"
     SESSION = "ses"
+    FRIEND_REQUEST = "frq"
+    VOUCH = "vch"
 
 
 class InvalidId(ValueError):

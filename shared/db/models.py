@@ -3,6 +3,20 @@
 from shared.bus import OutboxRow
 from shared.db.base import Base
 from shared.domain.auth.models import AuthSession, OneTimeToken, RefreshToken
+from shared.domain.social.models import Block, Follow, FriendRequest, Friendship, InviteCode, Vouch
 from shared.domain.users.models import User
 
-__all__ = ["AuthSession", "Base", "OneTimeToken", "OutboxRow", "RefreshToken", "User"]
+__all__ = [
+    "AuthSession",
+    "Base",
+    "Block",
+    "Follow",
+    "FriendRequest",
+    "Friendship",
+    "InviteCode",
+    "OneTimeToken",
+    "OutboxRow",
+    "RefreshToken",
+    "User",
+    "Vouch",
+]
