@@ -17,6 +17,7 @@ from shared.domain.social.schemas import (
     FollowOut,
     FriendRequestCreate,
     FriendRequestOut,
+    InviteCreate,
     InviteOut,
     ReceivedVouch,
     RequestDirection,
@@ -197,7 +198,9 @@ class InviteController(Controller):
     tags = ["invites"]
 
     @post("/", status_code=HTTP_201_CREATED)
-    async def create(self, invite_service: InviteService, caller: AccessClaims) -> InviteOut:
+    async def create(
+        self, invite_service: InviteService, caller: AccessClaims, data: InviteCreate | None = None
+    ) -> InviteOut:
         """A new single-use invite code, within the per-user quota."""
         return await invite_service.create(caller)
 

@@ -87,6 +87,10 @@ class ReceivedVouch(msgspec.Struct):
     created_at: datetime
 
 
+class InviteCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """No fields yet: the code, its expiry and its owner are never the caller's to choose."""
+
+
 class InviteOut(msgspec.Struct):
     """An invite code of the caller; ``status`` is ``unused``, ``used`` or ``expired``."""
 
