@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from rich.console import Console
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.config import load_settings
+from shared.dev.seed import seed_demo
 from shared.domain.social.models import InviteCode
 from shared.domain.users.models import User
 from tests.api.conftest import PASSWORD, Account, MakeAccount, unique_email
@@ -102,3 +106,14 @@ async def test_concurrent_sign_ups_with_one_code_let_exactly_one_in(
     winner = next(r for r in responses if r.status_code == 201).json()["id"]
     async with db() as session:
         assert await session.scalar(select(InviteCode.used_by_id).where(InviteCode.code == code)) == uid(winner)
+
+
+async def test_the_demo_seed_bootstraps_an_invite_only_platform(
+    engine_env: dict[str, str], db: async_sessionmaker[AsyncSession]
+) -> None:
+    await seed_demo(load_settings({**engine_env, "TRIBE_INVITE_ONLY": "true"}), Console(file=io.StringIO()))
+    async with db() as session:
+        admin = await session.scalar(select(User).where(User.email == "admin@demo.tribe.dev"))
+    assert admin is not None
+    assert admin.status == "active"
+    assert "admin" in admin.roles
