@@ -16,8 +16,22 @@ from api import errors
 from api.controllers.auth import AuthController
 from api.controllers.clubs import ClubController
 from api.controllers.health import HealthController
+from api.controllers.social import (
+    FriendController,
+    InviteController,
+    UserGraphController,
+    VouchController,
+)
 from api.controllers.users import UserController
-from api.deps import provide_auth_service, provide_caller, provide_club_service, provide_user_service
+from api.deps import (
+    provide_auth_service,
+    provide_caller,
+    provide_club_service,
+    provide_invite_service,
+    provide_social_service,
+    provide_user_service,
+    provide_vouch_service,
+)
 from api.middleware import request_context_middleware, stamp_response
 from api.runtime import lifespan
 from api.security import PUBLIC_PATHS, BearerAuthentication
@@ -44,12 +58,26 @@ def create_app(settings: Settings | None = None) -> Litestar:
     configure_logging(settings.log_level, settings.log_json, process="api")
     prometheus = PrometheusConfig(app_name="tribe", prefix="tribe_api", group_path=True, exclude=["^/metrics"])
     return Litestar(
-        route_handlers=[AuthController, UserController, ClubController, HealthController, MetricsController, docs],
+        route_handlers=[
+            AuthController,
+            UserController,
+            ClubController,
+            UserGraphController,
+            FriendController,
+            VouchController,
+            InviteController,
+            HealthController,
+            MetricsController,
+            docs,
+        ],
         lifespan=[lifespan(settings)],
         dependencies={
             "auth_service": Provide(provide_auth_service, sync_to_thread=False),
             "user_service": Provide(provide_user_service, sync_to_thread=False),
             "club_service": Provide(provide_club_service, sync_to_thread=False),
+            "social_service": Provide(provide_social_service, sync_to_thread=False),
+            "vouch_service": Provide(provide_vouch_service, sync_to_thread=False),
+            "invite_service": Provide(provide_invite_service, sync_to_thread=False),
             "caller": Provide(provide_caller, sync_to_thread=False),
         },
         middleware=[

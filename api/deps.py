@@ -14,6 +14,7 @@ from shared import ids
 from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessClaims
 from shared.domain.clubs.services import ClubService
+from shared.domain.social.services import InviteService, SocialService, VouchService
 from shared.domain.users.services import UserService
 from shared.errors import NotFound
 
@@ -37,6 +38,21 @@ def provide_user_service(state: State) -> UserService:
 def provide_club_service(state: State) -> ClubService:
     """The clubs, memberships and spaces service."""
     return provide_runtime(state).clubs
+
+
+def provide_social_service(state: State) -> SocialService:
+    """The friends, follows and blocks service."""
+    return provide_runtime(state).social
+
+
+def provide_vouch_service(state: State) -> VouchService:
+    """The vouches service."""
+    return provide_runtime(state).vouches
+
+
+def provide_invite_service(state: State) -> InviteService:
+    """The invite codes service."""
+    return provide_runtime(state).invites
 
 
 def provide_caller(request: Request[AccessClaims, Any, Any]) -> AccessClaims:

@@ -18,6 +18,7 @@ from shared.domain.auth.access import AccessChecker
 from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessTokens
 from shared.domain.clubs.services import ClubService
+from shared.domain.social.services import InviteService, SocialService, VouchService
 from shared.domain.users.services import UserService
 from shared.ratelimit import RateLimiter
 
@@ -35,6 +36,9 @@ class Runtime:
     auth: AuthService
     users: UserService
     clubs: ClubService
+    social: SocialService
+    vouches: VouchService
+    invites: InviteService
     auth_limiter: RateLimiter
     draining: bool = field(default=False)
 
@@ -57,6 +61,9 @@ async def open_runtime(settings: Settings) -> Runtime:
         auth=AuthService(settings, sessions, tokens),
         users=UserService(sessions, reads),
         clubs=ClubService(settings, sessions),
+        social=SocialService(sessions),
+        vouches=VouchService(sessions),
+        invites=InviteService(sessions),
         auth_limiter=RateLimiter(redis, settings.auth_rate_limit_per_minute),
     )
 

@@ -38,9 +38,10 @@ class EmailRequested(Event, frozen=True, kw_only=True, tag="email.requested"):
 
 
 class UserRegistered(Event, frozen=True, kw_only=True, tag="user.registered"):
-    """A new account exists."""
+    """A new account exists; ``invited_by`` is the owner of the invite code it signed up with."""
 
     user_id: uuid.UUID
+    invited_by: uuid.UUID | None = None
 
 
 class ClubCreated(Event, frozen=True, kw_only=True, tag="club.created"):
@@ -58,7 +59,47 @@ class ClubMemberJoined(Event, frozen=True, kw_only=True, tag="club.member_joined
     user_id: uuid.UUID
 
 
-DomainEvent = EmailRequested | UserRegistered | ClubCreated | ClubMemberJoined
+class FriendRequested(Event, frozen=True, kw_only=True, tag="friend.requested"):
+    """``sender_id`` asked ``recipient_id`` to be friends."""
+
+    request_id: uuid.UUID
+    sender_id: uuid.UUID
+    recipient_id: uuid.UUID
+
+
+class FriendAccepted(Event, frozen=True, kw_only=True, tag="friend.accepted"):
+    """``accepter_id`` accepted the friend request of ``requester_id``; they are now friends."""
+
+    request_id: uuid.UUID
+    requester_id: uuid.UUID
+    accepter_id: uuid.UUID
+
+
+class UserFollowed(Event, frozen=True, kw_only=True, tag="user.followed"):
+    """``follower_id`` started following ``followee_id``."""
+
+    follower_id: uuid.UUID
+    followee_id: uuid.UUID
+
+
+class VouchCreated(Event, frozen=True, kw_only=True, tag="vouch.created"):
+    """``voucher_id`` vouched for ``vouchee_id``."""
+
+    vouch_id: uuid.UUID
+    voucher_id: uuid.UUID
+    vouchee_id: uuid.UUID
+
+
+DomainEvent = (
+    EmailRequested
+    | UserRegistered
+    | ClubCreated
+    | ClubMemberJoined
+    | FriendRequested
+    | FriendAccepted
+    | UserFollowed
+    | VouchCreated
+)
 
 _decoder = msgspec.json.Decoder(DomainEvent)
 

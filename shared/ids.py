@@ -30,6 +30,8 @@ class Prefix(StrEnum):
     PAYMENT = "pay"
     BOOST = "boost"
     SESSION = "ses"
+    FRIEND_REQUEST = "frq"
+    VOUCH = "vch"
 
 
 class InvalidId(ValueError):

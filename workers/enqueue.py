@@ -7,7 +7,17 @@ from typing import assert_never
 
 from arq.connections import ArqRedis
 
-from shared.bus import ClubCreated, ClubMemberJoined, DomainEvent, EmailRequested, UserRegistered
+from shared.bus import (
+    ClubCreated,
+    ClubMemberJoined,
+    DomainEvent,
+    EmailRequested,
+    FriendAccepted,
+    FriendRequested,
+    UserFollowed,
+    UserRegistered,
+    VouchCreated,
+)
 from workers.jobs.mail import SEND_EMAIL
 
 
@@ -23,6 +33,8 @@ async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str |
         case EmailRequested():
             return await enqueue_send_email(redis, event, cause=cause)
         case UserRegistered() | ClubCreated() | ClubMemberJoined():
+            return None
+        case FriendRequested() | FriendAccepted() | UserFollowed() | VouchCreated():
             return None
         case _:
             assert_never(event)

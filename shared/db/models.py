@@ -4,18 +4,25 @@ from shared.bus import OutboxRow
 from shared.db.base import Base
 from shared.domain.auth.models import AuthSession, OneTimeToken, RefreshToken
 from shared.domain.clubs.models import Club, ClubInvitation, ClubInviteLink, ClubMembership, ClubSpace
+from shared.domain.social.models import Block, Follow, FriendRequest, Friendship, InviteCode, Vouch
 from shared.domain.users.models import User
 
 __all__ = [
     "AuthSession",
     "Base",
+    "Block",
     "Club",
     "ClubInvitation",
     "ClubInviteLink",
     "ClubMembership",
     "ClubSpace",
+    "Follow",
+    "FriendRequest",
+    "Friendship",
+    "InviteCode",
     "OneTimeToken",
     "OutboxRow",
     "RefreshToken",
     "User",
+    "Vouch",
 ]

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared import ids
 from shared.domain.auth.tokens import AccessClaims
 from shared.domain.clubs.models import Club, ClubMembership, MembershipStatus
+from shared.domain.social.services import has_blocked
 from shared.domain.users.models import Role, User
 from shared.domain.users.schemas import OwnProfile, ProfileUpdate, PublicProfile
 from shared.errors import FieldError, InvalidInput, NotFound, PermissionDenied
@@ -59,8 +60,11 @@ class UserService:
         )
 
     async def get_public_profile(self, viewer: AccessClaims, user_id: uuid.UUID) -> PublicProfile:
-        """Another user's public profile; 404 if there is no such user."""
-        user = await self._load(user_id)
+        """Another user's public profile; 404 if there is no such user or they block the viewer."""
+        async with self._sessions() as session:
+            user = await session.get(User, user_id)
+            if user is None or await has_blocked(session, blocker_id=user_id, blocked_id=viewer.user_id):
+                raise NotFound("no such user", code="user_not_found")
         return PublicProfile(
             id=ids.encode(ids.Prefix.USER, user.id),
             display_name=user.display_name,
