@@ -1,7 +1,7 @@
 """social graph
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-22 02:41:51.087744
 """
 
