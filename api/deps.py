@@ -13,6 +13,7 @@ from api.runtime import Runtime
 from shared import ids
 from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessClaims
+from shared.domain.media.services import MediaService
 from shared.domain.users.services import UserService
 from shared.errors import NotFound
 
@@ -31,6 +32,11 @@ def provide_auth_service(state: State) -> AuthService:
 def provide_user_service(state: State) -> UserService:
     """The profile service."""
     return provide_runtime(state).users
+
+
+def provide_media_service(state: State) -> MediaService:
+    """The media service."""
+    return provide_runtime(state).media
 
 
 def provide_caller(request: Request[AccessClaims, Any, Any]) -> AccessClaims:

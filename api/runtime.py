@@ -17,8 +17,10 @@ from shared.db.session import create_engine, create_read_session_factory, create
 from shared.domain.auth.access import AccessChecker
 from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessTokens
+from shared.domain.media.services import MediaService
 from shared.domain.users.services import UserService
 from shared.ratelimit import RateLimiter
+from shared.storage import Storage
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Runtime:
     access: AccessChecker
     auth: AuthService
     users: UserService
+    media: MediaService
     auth_limiter: RateLimiter
     draining: bool = field(default=False)
 
@@ -45,6 +48,7 @@ async def open_runtime(settings: Settings) -> Runtime:
     redis = Redis.from_url(settings.redis_url)
     nc = await nats.connect(settings.nats_url, name="tribe-api", max_reconnect_attempts=-1)
     tokens = AccessTokens(settings)
+    media = MediaService(settings, sessions, reads, Storage(settings))
     return Runtime(
         settings=settings,
         engine=engine,
@@ -53,7 +57,8 @@ async def open_runtime(settings: Settings) -> Runtime:
         nats=nc,
         access=AccessChecker(tokens, reads),
         auth=AuthService(settings, sessions, tokens),
-        users=UserService(sessions, reads),
+        users=UserService(sessions, reads, media),
+        media=media,
         auth_limiter=RateLimiter(redis, settings.auth_rate_limit_per_minute),
     )
 

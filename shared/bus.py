@@ -43,7 +43,20 @@ class UserRegistered(Event, frozen=True, kw_only=True, tag="user.registered"):
     user_id: uuid.UUID
 
 
-DomainEvent = EmailRequested | UserRegistered
+class MediaUploaded(Event, frozen=True, kw_only=True, tag="media.uploaded"):
+    """A media item's bytes were verified; its variants are to be made."""
+
+    media_id: uuid.UUID
+
+
+class MediaDiscarded(Event, frozen=True, kw_only=True, tag="media.discarded"):
+    """A media item was deleted or rejected; its objects are to be removed."""
+
+    media_id: uuid.UUID
+    object_keys: list[str]
+
+
+DomainEvent = EmailRequested | UserRegistered | MediaUploaded | MediaDiscarded
 
 _decoder = msgspec.json.Decoder(DomainEvent)
 

@@ -29,6 +29,7 @@ class Prefix(StrEnum):
     PAYMENT = "pay"
     BOOST = "boost"
     SESSION = "ses"
+    MODERATION_CASE = "mcase"
 
 
 class InvalidId(ValueError):

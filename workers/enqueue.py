@@ -7,8 +7,9 @@ from typing import assert_never
 
 from arq.connections import ArqRedis
 
-from shared.bus import DomainEvent, EmailRequested, UserRegistered
+from shared.bus import DomainEvent, EmailRequested, MediaDiscarded, MediaUploaded, UserRegistered
 from workers.jobs.mail import SEND_EMAIL
+from workers.jobs.media import PROCESS_MEDIA, PURGE_MEDIA
 
 
 async def enqueue_send_email(redis: ArqRedis, email: EmailRequested, *, cause: str | uuid.UUID) -> bool:
@@ -24,5 +25,9 @@ async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str |
             return await enqueue_send_email(redis, event, cause=cause)
         case UserRegistered():
             return None
+        case MediaUploaded():
+            return await PROCESS_MEDIA.enqueue(redis, event, cause=cause)
+        case MediaDiscarded():
+            return await PURGE_MEDIA.enqueue(redis, event, cause=cause)
         case _:
             assert_never(event)
