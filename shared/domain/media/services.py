@@ -304,7 +304,8 @@ class MediaService:
         public = Purpose(media.purpose) in PUBLIC_PURPOSES and media.status == MediaStatus.READY.value
         variants: list[MediaVariant] = []
         if shown:
-            for name, key in sorted(media.variants.items()):
+            # Smallest first; names are w<longest side>.
+            for name, key in sorted(media.variants.items(), key=lambda item: int(item[0].lstrip("w") or 0)):
                 link = (
                     self.public_url(media.id, name) if public else self._storage.presign_get(str(key), READ_URL_TTL_S)
                 )
