@@ -16,18 +16,15 @@ from api import errors
 from api.controllers.auth import AuthController
 from api.controllers.clubs import ClubController
 from api.controllers.health import HealthController
-from api.controllers.social import (
-    FriendController,
-    InviteController,
-    UserGraphController,
-    VouchController,
-)
+from api.controllers.media import MediaController, ModerationController
+from api.controllers.social import FriendController, InviteController, UserGraphController, VouchController
 from api.controllers.users import UserController
 from api.deps import (
     provide_auth_service,
     provide_caller,
     provide_club_service,
     provide_invite_service,
+    provide_media_service,
     provide_social_service,
     provide_user_service,
     provide_vouch_service,
@@ -66,6 +63,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             FriendController,
             VouchController,
             InviteController,
+            MediaController,
+            ModerationController,
             HealthController,
             MetricsController,
             docs,
@@ -78,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "social_service": Provide(provide_social_service, sync_to_thread=False),
             "vouch_service": Provide(provide_vouch_service, sync_to_thread=False),
             "invite_service": Provide(provide_invite_service, sync_to_thread=False),
+            "media_service": Provide(provide_media_service, sync_to_thread=False),
             "caller": Provide(provide_caller, sync_to_thread=False),
         },
         middleware=[

@@ -18,9 +18,11 @@ from shared.domain.auth.access import AccessChecker
 from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessTokens
 from shared.domain.clubs.services import ClubService
+from shared.domain.media.services import MediaService
 from shared.domain.social.services import InviteService, SocialService, VouchService
 from shared.domain.users.services import UserService
 from shared.ratelimit import RateLimiter
+from shared.storage import Storage
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Runtime:
     social: SocialService
     vouches: VouchService
     invites: InviteService
+    media: MediaService
     auth_limiter: RateLimiter
     draining: bool = field(default=False)
 
@@ -51,6 +54,7 @@ async def open_runtime(settings: Settings) -> Runtime:
     redis = Redis.from_url(settings.redis_url)
     nc = await nats.connect(settings.nats_url, name="tribe-api", max_reconnect_attempts=-1)
     tokens = AccessTokens(settings)
+    media = MediaService(settings, sessions, reads, Storage(settings))
     return Runtime(
         settings=settings,
         engine=engine,
@@ -59,11 +63,12 @@ async def open_runtime(settings: Settings) -> Runtime:
         nats=nc,
         access=AccessChecker(tokens, reads),
         auth=AuthService(settings, sessions, tokens),
-        users=UserService(sessions, reads),
+        users=UserService(sessions, reads, media),
         clubs=ClubService(settings, sessions),
         social=SocialService(sessions),
         vouches=VouchService(sessions),
         invites=InviteService(sessions),
+        media=media,
         auth_limiter=RateLimiter(redis, settings.auth_rate_limit_per_minute),
     )
 

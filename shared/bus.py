@@ -90,6 +90,19 @@ class VouchCreated(Event, frozen=True, kw_only=True, tag="vouch.created"):
     vouchee_id: uuid.UUID
 
 
+class MediaUploaded(Event, frozen=True, kw_only=True, tag="media.uploaded"):
+    """A media item's bytes were verified; its variants are to be made."""
+
+    media_id: uuid.UUID
+
+
+class MediaDiscarded(Event, frozen=True, kw_only=True, tag="media.discarded"):
+    """A media item was deleted or rejected; its objects are to be removed."""
+
+    media_id: uuid.UUID
+    object_keys: list[str]
+
+
 DomainEvent = (
     EmailRequested
     | UserRegistered
@@ -99,6 +112,8 @@ DomainEvent = (
     | FriendAccepted
     | UserFollowed
     | VouchCreated
+    | MediaUploaded
+    | MediaDiscarded
 )
 
 _decoder = msgspec.json.Decoder(DomainEvent)

@@ -28,6 +28,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     s3_secret_key: str
     s3_bucket: str = "tribe-media"
     s3_region: str = "us-east-1"
+    # The S3 address clients are given in presigned URLs; defaults to s3_endpoint_url.
+    s3_public_url: str | None = None
     stripe_api_base: str
     stripe_api_key: str = "sk_test_tribe"
     stripe_webhook_secret: str = "whsec_tribe_dev"

@@ -32,6 +32,7 @@ class Prefix(StrEnum):
     SESSION = "ses"
     FRIEND_REQUEST = "frq"
     VOUCH = "vch"
+    MODERATION_CASE = "mcase"
 
 
 class InvalidId(ValueError):

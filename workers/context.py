@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.mail import Mailer
+from shared.storage import Storage
 
 # arq's ctx is a plain dict; these are the only keys this package puts in it.
 RESOURCES_KEY = "tribe_resources"
@@ -32,6 +33,7 @@ class WorkerResources:
     sessions: async_sessionmaker[AsyncSession]
     nats: NatsClient
     mailer: Mailer
+    storage: Storage
     worker_name: str
     clock: Clock = utcnow
 

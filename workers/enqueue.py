@@ -14,11 +14,14 @@ from shared.bus import (
     EmailRequested,
     FriendAccepted,
     FriendRequested,
+    MediaDiscarded,
+    MediaUploaded,
     UserFollowed,
     UserRegistered,
     VouchCreated,
 )
 from workers.jobs.mail import SEND_EMAIL
+from workers.jobs.media import PROCESS_MEDIA, PURGE_MEDIA
 
 
 async def enqueue_send_email(redis: ArqRedis, email: EmailRequested, *, cause: str | uuid.UUID) -> bool:
@@ -36,5 +39,9 @@ async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str |
             return None
         case FriendRequested() | FriendAccepted() | UserFollowed() | VouchCreated():
             return None
+        case MediaUploaded():
+            return await PROCESS_MEDIA.enqueue(redis, event, cause=cause)
+        case MediaDiscarded():
+            return await PURGE_MEDIA.enqueue(redis, event, cause=cause)
         case _:
             assert_never(event)

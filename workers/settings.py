@@ -20,18 +20,21 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from shared.config import Settings, env_name, get_settings
 from shared.db.session import create_engine, create_session_factory
+from shared.domain.media.lifecycle import apply_media_lifecycle
 from shared.errors import Unavailable
 from shared.mail import Mailer
+from shared.storage import Storage
 from workers.context import EXIT_STACK_KEY, RESOURCES_KEY, SETTINGS_KEY, WorkerResources
 from workers.jobs.base import JobSpec
 from workers.jobs.mail import SEND_EMAIL
+from workers.jobs.media import PROCESS_MEDIA, PURGE_MEDIA, sweep_abandoned_uploads
 from workers.jobs.system import heartbeat
 from workers.outbox import OutboxRelay, listen_dsn
 from workers.serialization import job_deserializer, job_serializer
 
 log = structlog.stdlib.get_logger(__name__)
 
-JOBS: tuple[JobSpec[Any], ...] = (SEND_EMAIL,)
+JOBS: tuple[JobSpec[Any], ...] = (SEND_EMAIL, PROCESS_MEDIA, PURGE_MEDIA)
 """Every job this worker registers with arq; a job queued but not listed here fails as unknown."""
 
 POLL_DELAY_S = 0.05
@@ -51,7 +54,11 @@ def worker_name() -> str:
 
 def cron_jobs() -> list[CronJob]:
     """Fresh cron entries (arq keeps each one's next run time on the object, so one per worker)."""
-    return [cron(heartbeat, name="heartbeat", second=0, run_at_startup=True, timeout=10)]
+    return [
+        cron(heartbeat, name="heartbeat", second=0, run_at_startup=True, timeout=10),
+        # Hourly, so an abandoned upload outlives its 24 h by at most an hour.
+        cron(sweep_abandoned_uploads, name="sweep_abandoned_uploads", minute=17, second=30, timeout=300),
+    ]
 
 
 def worker_settings(settings: Settings) -> dict[str, Any]:
@@ -104,12 +111,15 @@ async def startup(ctx: dict[Any, Any]) -> None:
         nats = await connect_nats(settings.nats_url, name=f"tribe-worker {name}")
         stack.push_async_callback(close_nats, nats)
 
+        storage = Storage(settings)
+        await apply_media_lifecycle(storage)
         resources = WorkerResources(
             settings=settings,
             redis=ctx["redis"],
             sessions=create_session_factory(engine),
             nats=nats,
             mailer=Mailer.from_settings(settings),
+            storage=storage,
             worker_name=name,
         )
         relay = OutboxRelay(

@@ -4,6 +4,7 @@ from shared.bus import OutboxRow
 from shared.db.base import Base
 from shared.domain.auth.models import AuthSession, OneTimeToken, RefreshToken
 from shared.domain.clubs.models import Club, ClubInvitation, ClubInviteLink, ClubMembership, ClubSpace
+from shared.domain.media.models import Media, MediaAuditEntry, ModerationCase
 from shared.domain.social.models import Block, Follow, FriendRequest, Friendship, InviteCode, Vouch
 from shared.domain.users.models import User
 
@@ -20,6 +21,9 @@ __all__ = [
     "FriendRequest",
     "Friendship",
     "InviteCode",
+    "Media",
+    "MediaAuditEntry",
+    "ModerationCase",
     "OneTimeToken",
     "OutboxRow",
     "RefreshToken",

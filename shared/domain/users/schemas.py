@@ -94,6 +94,8 @@ class ProfileUpdate(msgspec.Struct, forbid_unknown_fields=True):
     city: City | msgspec.UnsetType | None = msgspec.UNSET
     interests: Interests | msgspec.UnsetType = msgspec.UNSET
     avatar_url: Url | msgspec.UnsetType | None = msgspec.UNSET
+    # A ready ``avatar`` upload of the user's own; ``avatar_url`` then points at its thumbnail.
+    avatar_media_id: str | msgspec.UnsetType | None = msgspec.UNSET
     timezone: TimezoneName | msgspec.UnsetType = msgspec.UNSET
     icebreaker_prompt_id: PromptId | msgspec.UnsetType | None = msgspec.UNSET
 

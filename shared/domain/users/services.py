@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared import ids
 from shared.domain.auth.tokens import AccessClaims
 from shared.domain.clubs.models import Club, ClubMembership, MembershipStatus
+from shared.domain.media.models import Purpose
+from shared.domain.media.services import MediaService
 from shared.domain.social.services import has_blocked
 from shared.domain.users.models import Role, User
 from shared.domain.users.schemas import OwnProfile, ProfileUpdate, PublicProfile
@@ -32,9 +34,12 @@ def normalize_interests(raw: Iterable[str]) -> list[str]:
 class UserService:
     """Reads and updates profiles; visibility and ownership rules live here."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], reads: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], reads: async_sessionmaker[AsyncSession], media: MediaService
+    ) -> None:
         self._sessions = sessions
         self._reads = reads
+        self._media = media
 
     async def get_own_profile(self, viewer: AccessClaims) -> OwnProfile:
         """The caller's full profile."""
@@ -87,10 +92,17 @@ class UserService:
                 raise NotFound("no such user", code="user_not_found")
             raise PermissionDenied("you may only edit your own profile")
         values = _changes(patch)
+        avatar_media = values.pop("avatar_media_id", msgspec.UNSET)
         async with self._sessions.begin() as session:
             target = await session.scalar(select(User.id).where(User.id == user_id).with_for_update())
             if target is None:
                 raise NotFound("no such user", code="user_not_found")
+            if avatar_media is not msgspec.UNSET:
+                assert avatar_media is None or isinstance(avatar_media, uuid.UUID)
+                values["avatar_url"] = await self._media.set_avatar(session, user_id, avatar_media)
+            elif "avatar_url" in values:
+                # An external URL replaces an uploaded avatar, which is then free again.
+                await self._media.release_attachment(session, Purpose.AVATAR, user_id)
             if values:
                 await session.execute(update(User).where(User.id == user_id).values(**values))
 
@@ -136,6 +148,15 @@ def _changes(patch: ProfileUpdate) -> dict[str, object]:
         values["interests"] = normalize_interests(values["interests"])  # type: ignore[arg-type]
     if "city" in values and values["city"] is not None:
         values["city"] = str(values["city"]).strip() or None
+    if "avatar_media_id" in values:
+        if "avatar_url" in values:
+            errors.append(FieldError("avatar_media_id", "give avatar_url or avatar_media_id, not both"))
+        raw = values["avatar_media_id"]
+        if raw is not None:
+            try:
+                values["avatar_media_id"] = ids.decode(ids.Prefix.MEDIA, str(raw))
+            except ids.InvalidId:
+                errors.append(FieldError("avatar_media_id", "not a med_ id"))
     if "timezone" in values:
         try:
             zoneinfo.ZoneInfo(str(values["timezone"]))
