@@ -4,6 +4,8 @@ from shared.bus import OutboxRow
 from shared.db.base import Base
 from shared.domain.auth.models import AuthSession, OneTimeToken, RefreshToken
 from shared.domain.clubs.models import Club, ClubInvitation, ClubInviteLink, ClubMembership, ClubSpace
+from shared.domain.posts.models import Comment, CommentReaction, Post, PostReaction
+from shared.domain.search import models as search_models
 from shared.domain.social.models import Block, Follow, FriendRequest, Friendship, InviteCode, Vouch
 from shared.domain.users.models import User
 
@@ -12,6 +14,8 @@ __all__ = [
     "Base",
     "Block",
     "Club",
+    "Comment",
+    "CommentReaction",
     "ClubInvitation",
     "ClubInviteLink",
     "ClubMembership",
@@ -22,7 +26,10 @@ __all__ = [
     "InviteCode",
     "OneTimeToken",
     "OutboxRow",
+    "Post",
+    "PostReaction",
     "RefreshToken",
     "User",
     "Vouch",
+    "search_models",
 ]
