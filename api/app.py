@@ -16,6 +16,7 @@ from api import errors
 from api.controllers.auth import AuthController
 from api.controllers.clubs import ClubController
 from api.controllers.health import HealthController
+from api.controllers.posts import PostController
 from api.controllers.social import (
     FriendController,
     InviteController,
@@ -28,6 +29,7 @@ from api.deps import (
     provide_caller,
     provide_club_service,
     provide_invite_service,
+    provide_post_service,
     provide_social_service,
     provide_user_service,
     provide_vouch_service,
@@ -66,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             FriendController,
             VouchController,
             InviteController,
+            PostController,
             HealthController,
             MetricsController,
             docs,
@@ -78,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "social_service": Provide(provide_social_service, sync_to_thread=False),
             "vouch_service": Provide(provide_vouch_service, sync_to_thread=False),
             "invite_service": Provide(provide_invite_service, sync_to_thread=False),
+            "post_service": Provide(provide_post_service, sync_to_thread=False),
             "caller": Provide(provide_caller, sync_to_thread=False),
         },
         middleware=[

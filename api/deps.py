@@ -14,6 +14,7 @@ from shared import ids
 from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessClaims
 from shared.domain.clubs.services import ClubService
+from shared.domain.posts.services import PostService
 from shared.domain.social.services import InviteService, SocialService, VouchService
 from shared.domain.users.services import UserService
 from shared.errors import NotFound
@@ -53,6 +54,11 @@ def provide_vouch_service(state: State) -> VouchService:
 def provide_invite_service(state: State) -> InviteService:
     """The invite codes service."""
     return provide_runtime(state).invites
+
+
+def provide_post_service(state: State) -> PostService:
+    """The posts, comments, reactions and feeds service."""
+    return provide_runtime(state).posts
 
 
 def provide_caller(request: Request[AccessClaims, Any, Any]) -> AccessClaims:

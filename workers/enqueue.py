@@ -10,10 +10,12 @@ from arq.connections import ArqRedis
 from shared.bus import (
     ClubCreated,
     ClubMemberJoined,
+    CommentCreated,
     DomainEvent,
     EmailRequested,
     FriendAccepted,
     FriendRequested,
+    PostCreated,
     UserFollowed,
     UserRegistered,
     VouchCreated,
@@ -35,6 +37,8 @@ async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str |
         case UserRegistered() | ClubCreated() | ClubMemberJoined():
             return None
         case FriendRequested() | FriendAccepted() | UserFollowed() | VouchCreated():
+            return None
+        case PostCreated() | CommentCreated():
             return None
         case _:
             assert_never(event)

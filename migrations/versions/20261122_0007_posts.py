@@ -148,11 +148,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_clubs_search",
         "clubs",
-        [
-            sa.literal_column(
-                "to_tsvector('simple'::regconfig, (name || ' ') || coalesce(description, ''))"
-            )
-        ],
+        [sa.literal_column("to_tsvector('simple'::regconfig, (name || ' ') || coalesce(description, ''))")],
         unique=False,
         postgresql_using="gin",
     )
@@ -167,11 +163,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_users_search",
         "users",
-        [
-            sa.literal_column(
-                "to_tsvector('simple'::regconfig, (display_name || ' ') || coalesce(bio, ''))"
-            )
-        ],
+        [sa.literal_column("to_tsvector('simple'::regconfig, (display_name || ' ') || coalesce(bio, ''))")],
         unique=False,
         postgresql_using="gin",
     )

@@ -27,6 +27,7 @@ from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, or_, s
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
 
 from shared import bus, ids
 from shared.clock import utcnow
@@ -153,7 +154,9 @@ def can_moderate(membership: ClubMembership | None) -> bool:
     return is_active(membership) and membership is not None and rank(membership.role) >= ROLE_RANK[MemberRole.MODERATOR]
 
 
-def content_readable_by(user_id: uuid.UUID, club_id: ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
+def content_readable_by(
+    user_id: uuid.UUID, club_id: ColumnElement[uuid.UUID] | InstrumentedAttribute[uuid.UUID | None]
+) -> ColumnElement[bool]:
     """SQL twin of :func:`check_content_access`: the club in column ``club_id`` shows its content to the user."""
     mine = (
         select(ClubMembership.status)
@@ -170,7 +173,7 @@ def content_readable_by(user_id: uuid.UUID, club_id: ColumnElement[uuid.UUID]) -
     )
 
 
-def active_club_ids(user_id: uuid.UUID) -> Select[tuple[uuid.UUID]]:
+def active_club_ids(user_id: uuid.UUID) -> Select[uuid.UUID]:
     """The clubs (not deleted) the user is an active member of, as a subquery for feeds."""
     return (
         select(ClubMembership.club_id)
