@@ -71,6 +71,13 @@ class PostController(Controller):
         """Post on the caller's own profile."""
         return await post_service.create_profile_post(caller, data)
 
+    @get("/users/me/posts")
+    async def my_posts(
+        self, post_service: PostService, caller: AccessClaims, cursor: str | None = None, limit: int | None = None
+    ) -> Page[PostItem]:
+        """The caller's own profile posts."""
+        return await post_service.profile_posts(caller, caller.user_id, cursor, limit)
+
     @get("/users/{user_id:str}/posts")
     async def profile_posts(
         self,
@@ -80,9 +87,8 @@ class PostController(Controller):
         cursor: str | None = None,
         limit: int | None = None,
     ) -> Page[PostItem]:
-        """A user's profile posts the caller may see (``me`` for the caller)."""
-        target = caller.user_id if user_id == "me" else parse_id(ids.Prefix.USER, user_id)
-        return await post_service.profile_posts(caller, target, cursor, limit)
+        """A user's profile posts the caller may see."""
+        return await post_service.profile_posts(caller, parse_id(ids.Prefix.USER, user_id), cursor, limit)
 
     @get("/feed")
     async def home_feed(

@@ -346,9 +346,9 @@ class PostService:
             page = make_page(rows, size, lambda r: _TimeKey(t=r[0], id=r[1]))
             post_ids = [r[1] for r in page.items if r[2] == "post"]
             posts = {p.id: p for p in await session.scalars(select(Post).where(Post.id.in_(post_ids)))}
-            cards = dict(zip(
-                    post_ids, await self._cards(session, actor.user_id, [posts[i] for i in post_ids]), strict=True
-                ))
+            cards = dict(
+                zip(post_ids, await self._cards(session, actor.user_id, [posts[i] for i in post_ids]), strict=True)
+            )
         return Page(items=[cards[r[1]] for r in page.items], next_cursor=page.next_cursor)
 
     # ---- comments --------------------------------------------------------------------------
@@ -577,7 +577,9 @@ class PostService:
                     .where(Comment.post_id.in_(post_ids), Comment.deleted_at.is_(None))
                     .group_by(Comment.post_id)
                 )
-            ).tuples()
+            )
+            .tuples()
+            .all()
         )
         cards = []
         for post in posts:
@@ -621,7 +623,9 @@ class PostService:
                     .where(Comment.parent_id.in_(comment_ids))
                     .group_by(Comment.parent_id)
                 )
-            ).tuples()
+            )
+            .tuples()
+            .all()
         )
         items = []
         for comment in comments:
