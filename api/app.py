@@ -17,6 +17,7 @@ from api.controllers.auth import AuthController
 from api.controllers.clubs import ClubController
 from api.controllers.health import HealthController
 from api.controllers.posts import PostController
+from api.controllers.search import SearchController
 from api.controllers.social import (
     FriendController,
     InviteController,
@@ -30,6 +31,7 @@ from api.deps import (
     provide_club_service,
     provide_invite_service,
     provide_post_service,
+    provide_search_service,
     provide_social_service,
     provide_user_service,
     provide_vouch_service,
@@ -69,6 +71,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             VouchController,
             InviteController,
             PostController,
+            SearchController,
             HealthController,
             MetricsController,
             docs,
@@ -82,6 +85,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "vouch_service": Provide(provide_vouch_service, sync_to_thread=False),
             "invite_service": Provide(provide_invite_service, sync_to_thread=False),
             "post_service": Provide(provide_post_service, sync_to_thread=False),
+            "search_service": Provide(provide_search_service, sync_to_thread=False),
             "caller": Provide(provide_caller, sync_to_thread=False),
         },
         middleware=[

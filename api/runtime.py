@@ -19,6 +19,7 @@ from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessTokens
 from shared.domain.clubs.services import ClubService
 from shared.domain.posts.services import PostService
+from shared.domain.search.services import SearchService
 from shared.domain.social.services import InviteService, SocialService, VouchService
 from shared.domain.users.services import UserService
 from shared.ratelimit import RateLimiter
@@ -41,6 +42,7 @@ class Runtime:
     vouches: VouchService
     invites: InviteService
     posts: PostService
+    search: SearchService
     auth_limiter: RateLimiter
     draining: bool = field(default=False)
 
@@ -53,6 +55,7 @@ async def open_runtime(settings: Settings) -> Runtime:
     redis = Redis.from_url(settings.redis_url)
     nc = await nats.connect(settings.nats_url, name="tribe-api", max_reconnect_attempts=-1)
     tokens = AccessTokens(settings)
+    posts = PostService(sessions, reads)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -66,7 +69,8 @@ async def open_runtime(settings: Settings) -> Runtime:
         social=SocialService(sessions),
         vouches=VouchService(sessions),
         invites=InviteService(sessions),
-        posts=PostService(sessions, reads),
+        posts=posts,
+        search=SearchService(reads, posts),
         auth_limiter=RateLimiter(redis, settings.auth_rate_limit_per_minute),
     )
 

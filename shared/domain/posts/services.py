@@ -228,7 +228,7 @@ class PostService:
         """One post as a card, if the caller may read it."""
         async with self._reads() as session:
             post, _ = await self._readable(session, post_id, actor.user_id)
-            return (await self._cards(session, actor.user_id, [post]))[0]
+            return (await self.cards(session, actor.user_id, [post]))[0]
 
     async def update_post(self, actor: AccessClaims, post_id: uuid.UUID, patch: PostUpdate) -> PostItem:
         """Edit one's own post; ``edited_at`` records when."""
@@ -248,7 +248,7 @@ class PostService:
                 post.visibility = patch.visibility
             post.edited_at = self._clock()
             await session.flush()
-            return (await self._cards(session, actor.user_id, [post]))[0]
+            return (await self.cards(session, actor.user_id, [post]))[0]
 
     async def delete_post(self, actor: AccessClaims, post_id: uuid.UUID) -> None:
         """Soft-delete a post: its author, or a moderator of its club."""
@@ -272,7 +272,7 @@ class PostService:
             elif not pinned:
                 post.pinned_at = None
             await session.flush()
-            return (await self._cards(session, actor.user_id, [post]))[0]
+            return (await self.cards(session, actor.user_id, [post]))[0]
 
     # ---- lists and feeds ----------------------------------------------------------------------
 
@@ -305,7 +305,7 @@ class PostService:
                 )
             )
             page = make_page(posts, size, lambda p: _TimeKey(t=p.created_at, id=p.id))
-            return Page(items=await self._cards(session, actor.user_id, page.items), next_cursor=page.next_cursor)
+            return Page(items=await self.cards(session, actor.user_id, page.items), next_cursor=page.next_cursor)
 
     async def profile_posts(
         self, actor: AccessClaims, user_id: uuid.UUID, cursor: str | None, limit: int | None
@@ -334,7 +334,7 @@ class PostService:
                 )
             )
             page = make_page(posts, size, lambda p: _TimeKey(t=p.created_at, id=p.id))
-            return Page(items=await self._cards(session, actor.user_id, page.items), next_cursor=page.next_cursor)
+            return Page(items=await self.cards(session, actor.user_id, page.items), next_cursor=page.next_cursor)
 
     async def home_feed(self, actor: AccessClaims, cursor: str | None, limit: int | None) -> Page[FeedItem]:
         """Posts of the caller's clubs, friends, followed creators and the caller, newest first."""
@@ -347,7 +347,7 @@ class PostService:
             post_ids = [r[1] for r in page.items if r[2] == "post"]
             posts = {p.id: p for p in await session.scalars(select(Post).where(Post.id.in_(post_ids)))}
             cards = dict(
-                zip(post_ids, await self._cards(session, actor.user_id, [posts[i] for i in post_ids]), strict=True)
+                zip(post_ids, await self.cards(session, actor.user_id, [posts[i] for i in post_ids]), strict=True)
             )
         return Page(items=[cards[r[1]] for r in page.items], next_cursor=page.next_cursor)
 
@@ -561,7 +561,7 @@ class PostService:
             raise NotFound("no such comment", code="comment_not_found")
         return comment, post, membership
 
-    async def _cards(self, session: AsyncSession, viewer_id: uuid.UUID, posts: Sequence[Post]) -> list[PostItem]:
+    async def cards(self, session: AsyncSession, viewer_id: uuid.UUID, posts: Sequence[Post]) -> list[PostItem]:
         """Posts as cards: authors, clubs, reaction counts and comment counts in one query each."""
         if not posts:
             return []

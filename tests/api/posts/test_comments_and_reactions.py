@@ -26,7 +26,9 @@ async def test_threaded_comments_tombstones_and_pagination(
     top = await client.post(path, json={"content": "first!"}, headers=member.headers)
     assert top.status_code == 201, top.text
     top_id = top.json()["id"]
-    assert top.json()["depth"] == 0 and top.json()["parent_id"] is None and top.json()["id"].startswith("cmt_")
+    assert top.json()["depth"] == 0
+    assert top.json()["parent_id"] is None
+    assert top.json()["id"].startswith("cmt_")
     reply = (await client.post(path, json={"content": "re", "parent_id": top_id}, headers=owner.headers)).json()
     deeper = (
         await client.post(path, json={"content": "re re", "parent_id": reply["id"]}, headers=member.headers)
@@ -57,7 +59,8 @@ async def test_threaded_comments_tombstones_and_pagination(
     for _ in range(4):
         await client.post(path, json={"content": "more"}, headers=member.headers)
     tops = await feed_ids(client, path, outsider, limit=2)
-    assert tops[0] == top_id and len(tops) == 5
+    assert tops[0] == top_id
+    assert len(tops) == 5
     replies = (await client.get(path, params={"parent_id": top_id}, headers=member.headers)).json()
     assert [r["id"] for r in replies["items"]] == [reply["id"]]
     assert replies["items"][0]["reply_count"] == 1
@@ -65,11 +68,14 @@ async def test_threaded_comments_tombstones_and_pagination(
 
     problem(await client.patch(f"/v1/comments/{reply['id']}", json={"content": "x"}, headers=member.headers), 403)
     edited = await client.patch(f"/v1/comments/{reply['id']}", json={"content": "edited"}, headers=owner.headers)
-    assert edited.json()["content"] == "edited" and edited.json()["edited_at"] is not None
+    assert edited.json()["content"] == "edited"
+    assert edited.json()["edited_at"] is not None
     problem(await client.delete(f"/v1/comments/{reply['id']}", headers=outsider.headers), 403)
     assert (await client.delete(f"/v1/comments/{reply['id']}", headers=owner.headers)).status_code == 204
     tomb = (await client.get(path, params={"parent_id": top_id}, headers=member.headers)).json()["items"][0]
-    assert tomb["deleted"] is True and tomb["content"] is None and tomb["author"] is None
+    assert tomb["deleted"] is True
+    assert tomb["content"] is None
+    assert tomb["author"] is None
     assert tomb["reply_count"] == 1
     still = (await client.get(path, params={"parent_id": reply["id"]}, headers=member.headers)).json()["items"]
     assert [c["id"] for c in still] == [deeper["id"]]
@@ -86,7 +92,8 @@ async def test_threaded_comments_tombstones_and_pagination(
     )
     created = [e for e in await events(db, "comment.created") if isinstance(e, bus.CommentCreated)]
     mine = [e for e in created if e.comment_id == ids.decode(ids.Prefix.COMMENT, reply["id"])]
-    assert len(mine) == 1 and mine[0].parent_id == ids.decode(ids.Prefix.COMMENT, top_id)
+    assert len(mine) == 1
+    assert mine[0].parent_id == ids.decode(ids.Prefix.COMMENT, top_id)
     assert mine[0].post_author_id == ids.decode(ids.Prefix.USER, owner.id)
 
 
@@ -106,7 +113,8 @@ async def test_reactions_counts_idempotency_and_bad_kinds(
     await client.post(path, json={"kind": "love"}, headers=member.headers)
     await client.post(path, json={"kind": "fire"}, headers=owner.headers)
     card = (await client.get(f"/v1/posts/{post_id}", headers=owner.headers)).json()
-    assert card["reactions"] == {"fire": 2, "love": 1} and card["my_reactions"] == ["fire"]
+    assert card["reactions"] == {"fire": 2, "love": 1}
+    assert card["my_reactions"] == ["fire"]
     removed = await client.delete(f"{path}/fire", headers=member.headers)
     assert removed.json() == {"reactions": {"fire": 1, "love": 1}, "my_reactions": ["love"]}
     assert (await client.delete(f"{path}/fire", headers=member.headers)).status_code == 200
@@ -130,7 +138,8 @@ async def test_reactions_counts_idempotency_and_bad_kinds(
     )
     assert on_comment.json() == {"reactions": {"haha": 1}, "my_reactions": ["haha"]}
     listed = (await client.get(f"/v1/posts/{post_id}/comments", headers=owner.headers)).json()["items"][0]
-    assert listed["reactions"] == {"haha": 1} and listed["my_reactions"] == []
+    assert listed["reactions"] == {"haha": 1}
+    assert listed["my_reactions"] == []
     gone = await client.delete(f"/v1/comments/{comment['id']}/reactions/haha", headers=member.headers)
     assert gone.json() == {"reactions": {}, "my_reactions": []}
 

@@ -40,10 +40,13 @@ async def test_club_post_contract_and_card(
     assert item["tags"] == ["hiking"]
     assert item["club"]["id"] == club["id"]
     assert item["visibility"] is None
-    assert item["reactions"] == {} and item["my_reactions"] == [] and item["comment_count"] == 0
+    assert item["reactions"] == {}
+    assert item["my_reactions"] == []
+    assert item["comment_count"] == 0
     assert item["created_at"] == body["created_at"]
     detail = await client.get(f"/v1/posts/{body['id']}", headers=owner.headers)
-    assert detail.status_code == 200 and detail.json() == item
+    assert detail.status_code == 200
+    assert detail.json() == item
     [event_] = [e for e in await events(db, "post.created") if e.post_id == ids.decode(ids.Prefix.POST, body["id"])]  # type: ignore[union-attr]
     assert isinstance(event_, bus.PostCreated)
     assert event_.author_id == ids.decode(ids.Prefix.USER, owner.id)
@@ -62,15 +65,18 @@ async def test_edit_delete_and_pin(client: httpx.AsyncClient, make_account: Make
     problem(denied, 403, "not_author")
     edited = await client.patch(f"/v1/posts/{post_id}", json={"content": "final"}, headers=author.headers)
     assert edited.status_code == 200
-    assert edited.json()["content"] == "final" and edited.json()["edited_at"] is not None
+    assert edited.json()["content"] == "final"
+    assert edited.json()["edited_at"] is not None
     problem(await client.patch(f"/v1/posts/{post_id}", json={"visibility": "public"}, headers=author.headers), 422)
     problem(await client.patch(f"/v1/posts/{post_id}", json={"club_id": club["id"]}, headers=author.headers), 422)
 
     problem(await client.post(f"/v1/posts/{post_id}/pin", headers=author.headers), 403, "insufficient_role")
     pinned = await client.post(f"/v1/posts/{post_id}/pin", headers=mod.headers)
-    assert pinned.status_code == 200 and pinned.json()["pinned"] is True
+    assert pinned.status_code == 200
+    assert pinned.json()["pinned"] is True
     unpinned = await client.delete(f"/v1/posts/{post_id}/pin", headers=mod.headers)
-    assert unpinned.status_code == 200 and unpinned.json()["pinned"] is False
+    assert unpinned.status_code == 200
+    assert unpinned.json()["pinned"] is False
 
     problem(await client.delete(f"/v1/posts/{post_id}", headers=other.headers), 403)
     assert (await client.delete(f"/v1/posts/{post_id}", headers=mod.headers)).status_code == 204
@@ -167,7 +173,8 @@ async def test_profile_posts_and_visibility(client: httpx.AsyncClient, make_acco
     problem(await client.get(f"/v1/posts/{fans}", headers=stranger.headers), 404)
     problem(await client.get(f"/v1/posts/{paid}", headers=follower.headers), 404)
     item = (await client.get(f"/v1/posts/{fans}", headers=follower.headers)).json()
-    assert item["visibility"] == "followers" and item["club"] is None
+    assert item["visibility"] == "followers"
+    assert item["club"] is None
     changed = await client.patch(f"/v1/posts/{fans}", json={"visibility": "public"}, headers=creator.headers)
     assert changed.status_code == 200
     assert (await client.get(f"/v1/posts/{fans}", headers=stranger.headers)).status_code == 200
