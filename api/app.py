@@ -17,6 +17,8 @@ from api.controllers.auth import AuthController
 from api.controllers.clubs import ClubController
 from api.controllers.health import HealthController
 from api.controllers.media import MediaController, ModerationController
+from api.controllers.posts import PostController
+from api.controllers.search import SearchController
 from api.controllers.social import FriendController, InviteController, UserGraphController, VouchController
 from api.controllers.users import UserController
 from api.deps import (
@@ -25,6 +27,8 @@ from api.deps import (
     provide_club_service,
     provide_invite_service,
     provide_media_service,
+    provide_post_service,
+    provide_search_service,
     provide_social_service,
     provide_user_service,
     provide_vouch_service,
@@ -65,6 +69,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             InviteController,
             MediaController,
             ModerationController,
+            PostController,
+            SearchController,
             HealthController,
             MetricsController,
             docs,
@@ -78,6 +84,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "vouch_service": Provide(provide_vouch_service, sync_to_thread=False),
             "invite_service": Provide(provide_invite_service, sync_to_thread=False),
             "media_service": Provide(provide_media_service, sync_to_thread=False),
+            "post_service": Provide(provide_post_service, sync_to_thread=False),
+            "search_service": Provide(provide_search_service, sync_to_thread=False),
             "caller": Provide(provide_caller, sync_to_thread=False),
         },
         middleware=[

@@ -15,6 +15,8 @@ from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessClaims
 from shared.domain.clubs.services import ClubService
 from shared.domain.media.services import MediaService
+from shared.domain.posts.services import PostService
+from shared.domain.search.services import SearchService
 from shared.domain.social.services import InviteService, SocialService, VouchService
 from shared.domain.users.services import UserService
 from shared.errors import NotFound
@@ -59,6 +61,16 @@ def provide_invite_service(state: State) -> InviteService:
 def provide_media_service(state: State) -> MediaService:
     """The media service."""
     return provide_runtime(state).media
+
+
+def provide_post_service(state: State) -> PostService:
+    """The posts, comments, reactions and feeds service."""
+    return provide_runtime(state).posts
+
+
+def provide_search_service(state: State) -> SearchService:
+    """The search service."""
+    return provide_runtime(state).search
 
 
 def provide_caller(request: Request[AccessClaims, Any, Any]) -> AccessClaims:

@@ -19,6 +19,8 @@ from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessTokens
 from shared.domain.clubs.services import ClubService
 from shared.domain.media.services import MediaService
+from shared.domain.posts.services import PostService
+from shared.domain.search.services import SearchService
 from shared.domain.social.services import InviteService, SocialService, VouchService
 from shared.domain.users.services import UserService
 from shared.ratelimit import RateLimiter
@@ -42,6 +44,8 @@ class Runtime:
     vouches: VouchService
     invites: InviteService
     media: MediaService
+    posts: PostService
+    search: SearchService
     auth_limiter: RateLimiter
     draining: bool = field(default=False)
 
@@ -55,6 +59,7 @@ async def open_runtime(settings: Settings) -> Runtime:
     nc = await nats.connect(settings.nats_url, name="tribe-api", max_reconnect_attempts=-1)
     tokens = AccessTokens(settings)
     media = MediaService(settings, sessions, reads, Storage(settings))
+    posts = PostService(sessions, reads)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -69,6 +74,8 @@ async def open_runtime(settings: Settings) -> Runtime:
         vouches=VouchService(sessions),
         invites=InviteService(sessions),
         media=media,
+        posts=posts,
+        search=SearchService(reads, posts),
         auth_limiter=RateLimiter(redis, settings.auth_rate_limit_per_minute),
     )
 

@@ -103,6 +103,25 @@ class MediaDiscarded(Event, frozen=True, kw_only=True, tag="media.discarded"):
     object_keys: list[str]
 
 
+class PostCreated(Event, frozen=True, kw_only=True, tag="post.created"):
+    """``author_id`` posted; ``club_id`` is ``None`` for a post on the author's profile."""
+
+    post_id: uuid.UUID
+    author_id: uuid.UUID
+    club_id: uuid.UUID | None
+
+
+class CommentCreated(Event, frozen=True, kw_only=True, tag="comment.created"):
+    """``author_id`` commented on ``post_id`` (a reply when ``parent_id`` is set)."""
+
+    comment_id: uuid.UUID
+    post_id: uuid.UUID
+    author_id: uuid.UUID
+    post_author_id: uuid.UUID
+    parent_id: uuid.UUID | None
+    club_id: uuid.UUID | None
+
+
 DomainEvent = (
     EmailRequested
     | UserRegistered
@@ -114,6 +133,8 @@ DomainEvent = (
     | VouchCreated
     | MediaUploaded
     | MediaDiscarded
+    | PostCreated
+    | CommentCreated
 )
 
 _decoder = msgspec.json.Decoder(DomainEvent)

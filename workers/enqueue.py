@@ -10,12 +10,14 @@ from arq.connections import ArqRedis
 from shared.bus import (
     ClubCreated,
     ClubMemberJoined,
+    CommentCreated,
     DomainEvent,
     EmailRequested,
     FriendAccepted,
     FriendRequested,
     MediaDiscarded,
     MediaUploaded,
+    PostCreated,
     UserFollowed,
     UserRegistered,
     VouchCreated,
@@ -43,5 +45,7 @@ async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str |
             return await PROCESS_MEDIA.enqueue(redis, event, cause=cause)
         case MediaDiscarded():
             return await PURGE_MEDIA.enqueue(redis, event, cause=cause)
+        case PostCreated() | CommentCreated():
+            return None
         case _:
             assert_never(event)

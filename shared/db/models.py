@@ -5,6 +5,8 @@ from shared.db.base import Base
 from shared.domain.auth.models import AuthSession, OneTimeToken, RefreshToken
 from shared.domain.clubs.models import Club, ClubInvitation, ClubInviteLink, ClubMembership, ClubSpace
 from shared.domain.media.models import Media, MediaAuditEntry, ModerationCase
+from shared.domain.posts.models import Comment, CommentReaction, Post, PostReaction
+from shared.domain.search import models as search_models
 from shared.domain.social.models import Block, Follow, FriendRequest, Friendship, InviteCode, Vouch
 from shared.domain.users.models import User
 
@@ -17,6 +19,8 @@ __all__ = [
     "ClubInviteLink",
     "ClubMembership",
     "ClubSpace",
+    "Comment",
+    "CommentReaction",
     "Follow",
     "FriendRequest",
     "Friendship",
@@ -26,7 +30,10 @@ __all__ = [
     "ModerationCase",
     "OneTimeToken",
     "OutboxRow",
+    "Post",
+    "PostReaction",
     "RefreshToken",
     "User",
     "Vouch",
+    "search_models",
 ]

@@ -3,7 +3,9 @@
 Visibility: a deleted club is gone for everyone. Public and private clubs are seen by
 anyone signed in (their card); a secret club only by its active members, everyone else
 gets 404. Content (member directory, spaces): public clubs show it to everyone but
-banned users, private and secret clubs only to active members.
+banned users, private and secret clubs only to active members. Other features reuse these
+rules through :func:`readable_club`, :func:`check_can_post`, :func:`can_moderate`,
+:func:`content_readable_by` and :func:`active_club_ids`.
 
 ``member_count`` moves only in the transaction that moves a membership into or out of
 ``active``, and every such move is a conditional statement whose row count says whether
@@ -21,10 +23,11 @@ from datetime import datetime, timedelta
 
 import msgspec
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
 
 from shared import bus, ids
 from shared.clock import utcnow
@@ -41,6 +44,7 @@ from shared.domain.clubs.models import (
     ClubSpace,
     MemberRole,
     MembershipStatus,
+    PostingRights,
     Privacy,
 )
 from shared.domain.clubs.schemas import (
@@ -122,6 +126,64 @@ def check_content_access(club: Club, membership: ClubMembership | None) -> None:
         raise PermissionDenied("you are banned from this club", code="banned")
     if club.privacy_level != Privacy.PUBLIC and not is_active(membership):
         raise PermissionDenied("only members can see this club's content", code="members_only")
+
+
+async def readable_club(
+    session: AsyncSession, club_id: uuid.UUID, user_id: uuid.UUID
+) -> tuple[Club, ClubMembership | None]:
+    """The club and the reader's membership, for other features' content (posts); 404/403 as for members and spaces."""
+    club = await session.get(Club, club_id)
+    if club is None:
+        raise NotFound("no such club", code="club_not_found")
+    membership = await _membership(session, club_id, user_id)
+    check_content_access(club, membership)
+    return club, membership
+
+
+def check_can_post(club: Club, membership: ClubMembership | None, space: ClubSpace | None) -> None:
+    """Raise unless the member may post in the club (or in ``space``, whose own rights then apply)."""
+    if not is_active(membership) or membership is None:
+        raise PermissionDenied("only members can post in this club", code="members_only")
+    rights = space.who_can_post if space is not None else club.who_can_post
+    if rights == PostingRights.MODERATORS and rank(membership.role) < ROLE_RANK[MemberRole.MODERATOR]:
+        raise PermissionDenied("only moderators can post here", code="posting_restricted")
+
+
+def can_moderate(membership: ClubMembership | None) -> bool:
+    """Whether the membership is an active moderator, admin or owner (may remove and pin posts)."""
+    return is_active(membership) and membership is not None and rank(membership.role) >= ROLE_RANK[MemberRole.MODERATOR]
+
+
+def content_readable_by(
+    user_id: uuid.UUID, club_id: ColumnElement[uuid.UUID] | InstrumentedAttribute[uuid.UUID | None]
+) -> ColumnElement[bool]:
+    """SQL twin of :func:`check_content_access`: the club in column ``club_id`` shows its content to the user."""
+    mine = (
+        select(ClubMembership.status)
+        .where(ClubMembership.club_id == Club.id, ClubMembership.user_id == user_id)
+        .scalar_subquery()
+    )
+    return exists().where(
+        Club.id == club_id,
+        Club.deleted_at.is_(None),
+        or_(
+            mine == MembershipStatus.ACTIVE.value,
+            and_(Club.privacy_level == Privacy.PUBLIC.value, func.coalesce(mine, "") != MembershipStatus.BANNED.value),
+        ),
+    )
+
+
+def active_club_ids(user_id: uuid.UUID) -> Select[uuid.UUID]:
+    """The clubs (not deleted) the user is an active member of, as a subquery for feeds."""
+    return (
+        select(ClubMembership.club_id)
+        .join(Club, Club.id == ClubMembership.club_id)
+        .where(
+            ClubMembership.user_id == user_id,
+            ClubMembership.status == MembershipStatus.ACTIVE.value,
+            Club.deleted_at.is_(None),
+        )
+    )
 
 
 class ClubService:
