@@ -7,7 +7,15 @@ from typing import assert_never
 
 from arq.connections import ArqRedis
 
-from shared.bus import DomainEvent, EmailRequested, UserRegistered
+from shared.bus import (
+    ChatMembershipChanged,
+    ChatMessageDeleted,
+    ChatMessageEdited,
+    ChatMessagePosted,
+    DomainEvent,
+    EmailRequested,
+    UserRegistered,
+)
 from workers.jobs.mail import SEND_EMAIL
 
 
@@ -23,6 +31,9 @@ async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str |
         case EmailRequested():
             return await enqueue_send_email(redis, event, cause=cause)
         case UserRegistered():
+            return None
+        case ChatMessagePosted() | ChatMessageEdited() | ChatMessageDeleted() | ChatMembershipChanged():
+            # Chat events only need their live subject; gateways deliver them.
             return None
         case _:
             assert_never(event)

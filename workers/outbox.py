@@ -3,7 +3,7 @@
 Rows are claimed with ``FOR UPDATE SKIP LOCKED`` so any number of workers can relay at
 once without two of them handling the same row. For each row the relay queues the
 event's job (job id derived from the row id, so a row relayed again is not queued
-again), publishes the event on :func:`shared.bus.subject_for`, and marks the row
+again), publishes the event on :func:`shared.bus.publish_subject`, and marks the row
 published, all in one transaction per batch. A row that fails is counted, keeps its
 error and is retried after a back-off; the rest of the batch goes on.
 
@@ -29,7 +29,7 @@ from nats.aio.client import Client as NatsClient
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.bus import OUTBOX_CHANNEL, DomainEvent, OutboxRow, encode_event, event_type, subject_for
+from shared.bus import OUTBOX_CHANNEL, DomainEvent, OutboxRow, encode_event, event_type, publish_subject
 from workers.enqueue import enqueue_for_event
 
 log = structlog.stdlib.get_logger(__name__)
@@ -197,7 +197,7 @@ class OutboxRelay:
             raise ValueError(f"row says {type_!r} but its payload is {event_type(event)!r}")
         # Queue before publishing: if publishing fails the row is retried and the job id stops a second job.
         await enqueue_for_event(self._redis, event, cause=row_id)
-        await self._nats.publish(subject_for(type_), encode_event(event), headers={NATS_MSG_ID_HEADER: str(row_id)})
+        await self._nats.publish(publish_subject(event), encode_event(event), headers={NATS_MSG_ID_HEADER: str(row_id)})
 
     async def _run(self) -> None:
         try:

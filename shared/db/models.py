@@ -3,6 +3,17 @@
 from shared.bus import OutboxRow
 from shared.db.base import Base
 from shared.domain.auth.models import AuthSession, OneTimeToken, RefreshToken
+from shared.domain.chat.models import Chat, ChatMessage, ChatParticipant
 from shared.domain.users.models import User
 
-__all__ = ["AuthSession", "Base", "OneTimeToken", "OutboxRow", "RefreshToken", "User"]
+__all__ = [
+    "AuthSession",
+    "Base",
+    "Chat",
+    "ChatMessage",
+    "ChatParticipant",
+    "OneTimeToken",
+    "OutboxRow",
+    "RefreshToken",
+    "User",
+]
