@@ -14,9 +14,10 @@ from litestar.response import Redirect
 
 from api import errors
 from api.controllers.auth import AuthController
+from api.controllers.chat import ChatController
 from api.controllers.health import HealthController
 from api.controllers.users import UserController
-from api.deps import provide_auth_service, provide_caller, provide_user_service
+from api.deps import provide_auth_service, provide_caller, provide_chat_service, provide_user_service
 from api.middleware import request_context_middleware, stamp_response
 from api.runtime import lifespan
 from api.security import PUBLIC_PATHS, BearerAuthentication
@@ -43,11 +44,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
     configure_logging(settings.log_level, settings.log_json, process="api")
     prometheus = PrometheusConfig(app_name="tribe", prefix="tribe_api", group_path=True, exclude=["^/metrics"])
     return Litestar(
-        route_handlers=[AuthController, UserController, HealthController, MetricsController, docs],
+        route_handlers=[AuthController, UserController, ChatController, HealthController, MetricsController, docs],
         lifespan=[lifespan(settings)],  # type: ignore[list-item]
         dependencies={
             "auth_service": Provide(provide_auth_service, sync_to_thread=False),
             "user_service": Provide(provide_user_service, sync_to_thread=False),
+            "chat_service": Provide(provide_chat_service, sync_to_thread=False),
             "caller": Provide(provide_caller, sync_to_thread=False),
         },
         middleware=[

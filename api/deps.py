@@ -13,6 +13,7 @@ from api.runtime import Runtime
 from shared import ids
 from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessClaims
+from shared.domain.chat.services import ChatService
 from shared.domain.users.services import UserService
 from shared.errors import NotFound
 
@@ -31,6 +32,11 @@ def provide_auth_service(state: State) -> AuthService:
 def provide_user_service(state: State) -> UserService:
     """The profile service."""
     return provide_runtime(state).users
+
+
+def provide_chat_service(state: State) -> ChatService:
+    """The chat service (shared with the realtime gateway's code path)."""
+    return provide_runtime(state).chat
 
 
 def provide_caller(request: Request[AccessClaims, Any, Any]) -> AccessClaims:

@@ -17,6 +17,7 @@ from shared.db.session import create_engine, create_session_factory
 from shared.domain.auth.access import AccessChecker
 from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessTokens
+from shared.domain.chat.services import ChatLimits, ChatService
 from shared.domain.users.services import UserService
 from shared.ratelimit import RateLimiter
 
@@ -33,6 +34,7 @@ class Runtime:
     access: AccessChecker
     auth: AuthService
     users: UserService
+    chat: ChatService
     auth_limiter: RateLimiter
     draining: bool = field(default=False)
 
@@ -53,6 +55,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         access=AccessChecker(tokens, sessions),
         auth=AuthService(settings, sessions, tokens),
         users=UserService(sessions),
+        chat=ChatService(sessions, redis, nc, ChatLimits.from_settings(settings)),
         auth_limiter=RateLimiter(redis, settings.auth_rate_limit_per_minute),
     )
 

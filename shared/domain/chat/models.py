@@ -94,7 +94,8 @@ class ChatMessage(UUIDv7Key, Base):
     seq: Mapped[int] = mapped_column(BigInteger)
     sender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     client_message_id: Mapped[str] = mapped_column(String(64))
-    content: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # none_as_null: a tombstone has SQL NULL content, not a JSON null.
+    content: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     reply_to_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("chat_messages.id", ondelete="SET NULL"))
     mentions: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), server_default="{}")
     sent_at: Mapped[datetime] = mapped_column(server_default=func.now())

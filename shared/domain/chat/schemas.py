@@ -54,8 +54,9 @@ class AddParticipantsRequest(msgspec.Struct, forbid_unknown_fields=True):
 class SendMessageRequest(msgspec.Struct, forbid_unknown_fields=True):
     """A message to store; ``client_message_id`` makes a resend return the first one."""
 
-    client_message_id: ClientMessageId
     content: MessageContent
+    # Over REST the Idempotency-Key header may stand in for it.
+    client_message_id: ClientMessageId | None = None
     sender_id: PublicId | None = None
     reply_to: PublicId | None = None
     mentions: Annotated[list[PublicId], msgspec.Meta(max_length=MAX_MENTIONS)] = msgspec.field(default_factory=list)

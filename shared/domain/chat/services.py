@@ -336,6 +336,9 @@ class ChatService:
 
     async def send_message(self, actor: uuid.UUID, chat_id: uuid.UUID, request: SendMessageRequest) -> SentMessage:
         """Store a message (once per client id) and fan it out; a resend returns the first one."""
+        client_message_id = request.client_message_id
+        if client_message_id is None:
+            raise InvalidInput(errors=[FieldError("client_message_id", "required")])
         if request.sender_id is not None and _parse_body_id(ids.Prefix.USER, request.sender_id, "sender_id") != actor:
             raise PermissionDenied("you can only send as yourself", code="sender_mismatch")
         content = _check_content(request.content)
@@ -348,11 +351,17 @@ class ChatService:
                     select(ChatMessage).where(
                         ChatMessage.chat_id == chat_id,
                         ChatMessage.sender_id == actor,
-                        ChatMessage.client_message_id == request.client_message_id,
+                        ChatMessage.client_message_id == client_message_id,
                     )
                 )
                 if existing is not None:
                     await _membership(session, chat_id, actor)
+                    if existing.edited_at is None and existing.content is not None and existing.content != content:
+                        raise InvalidInput(
+                            "this client_message_id was used for another message",
+                            code="idempotency_key_reused",
+                            errors=[FieldError("client_message_id", "already used for different content")],
+                        )
                     view = message_view(existing)
                     return SentMessage(accepted=_accepted(view, existing.id), message=view, created=False)
                 # The row lock on the chat serialises senders, so seqs are gap-free and in commit order.
@@ -382,7 +391,7 @@ class ChatService:
                         chat_id=chat_id,
                         seq=seq,
                         sender_id=actor,
-                        client_message_id=request.client_message_id,
+                        client_message_id=client_message_id,
                         content=content,
                         reply_to_id=reply_to,
                         mentions=mentions,
@@ -405,7 +414,7 @@ class ChatService:
                 event = ChatMessagePosted(message=view)
                 (outbox_id,) = await record(session, event, wake_relay=False)
         except _DuplicateSend:
-            return await self._existing_send(actor, chat_id, request.client_message_id)
+            return await self._existing_send(actor, chat_id, client_message_id)
         await self._publish([(outbox_id, event)])
         return SentMessage(accepted=_accepted(view, row.id), message=view, created=True)
 
