@@ -13,15 +13,18 @@ import httpx
 import msgspec
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from shared import ids
+from shared.bus import ChatMessagePosted, record
 from shared.config import Settings
-from shared.domain.chat.models import ChatMessage
+from shared.domain.chat.models import Chat, ChatMessage
+from shared.domain.chat.services import message_view
 from tests.realtime.helpers import Account, GatewayProcess, create_account, issue_token
+from tests.support import start_process, stop_process
 
 MESSAGE_TOO_BIG = 1009
 Frame = dict[str, Any]
@@ -433,3 +436,40 @@ async def test_resume_replays_missed_messages_once_in_order(
             assert seqs == list(range(2, 72))
             with pytest.raises(TimeoutError):
                 await expect(wb2, "message.new", within=0.5)
+
+
+async def test_relay_publishes_what_a_crash_left_unpublished(
+    gateway: GatewayProcess,
+    api: httpx.AsyncClient,
+    member: Any,
+    db_sessions: async_sessionmaker[AsyncSession],
+    engine_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    a, b = await member(), await member()
+    chat_id = await open_chat(api, a, b)
+    chat_uuid = ids.decode(ids.Prefix.CHAT, chat_id)
+    async with await socket(gateway.ws_url, b) as wb:
+        # What send_message commits, with the process dying before its publish.
+        async with db_sessions.begin() as session:
+            await session.execute(update(Chat).where(Chat.id == chat_uuid).values(last_seq=Chat.last_seq + 1))
+            row = ChatMessage(
+                chat_id=chat_uuid,
+                seq=1,
+                sender_id=a.account.user_id,
+                client_message_id="orphan",
+                content={"type": "text", "text": "survived", "attachments": []},
+            )
+            session.add(row)
+            await session.flush()
+            await session.refresh(row)
+            await record(session, ChatMessagePosted(message=message_view(row)))
+        with pytest.raises(TimeoutError):
+            await expect(wb, "message.new", within=0.3)
+        worker = start_process(["shared.cli", "worker"], engine_env, tmp_path / "worker.log")
+        try:
+            new = await expect(wb, "message.new", within=20)
+            assert new["message"]["id"] == ids.encode(ids.Prefix.MESSAGE, row.id)
+            assert new["message"]["content"]["text"] == "survived"
+        finally:
+            stop_process(worker)
