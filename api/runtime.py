@@ -63,6 +63,7 @@ async def open_runtime(settings: Settings) -> Runtime:
 async def close_runtime(runtime: Runtime) -> None:
     """Drain NATS and close the pools."""
     runtime.draining = True
+    await runtime.chat.close()
     if runtime.nats.is_connected:
         await runtime.nats.drain()
     await runtime.redis.aclose()

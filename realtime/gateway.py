@@ -212,6 +212,8 @@ class Gateway:
                 log.warning("gateway.close_timeout", aborted=len(stuck))
                 for websocket in stuck:
                     websocket.transport.abort()
+        if self._chat is not None:
+            await self._chat.close()
         if self._nats is not None:
             await self._drain_nats(self._nats)
         log.info("gateway.stopped")

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -26,10 +27,19 @@ import msgspec
 import structlog
 from arq.connections import ArqRedis
 from nats.aio.client import Client as NatsClient
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.bus import OUTBOX_CHANNEL, DomainEvent, OutboxRow, encode_event, event_type, publish_subject
+from shared.bus import (
+    OUTBOX_CHANNEL,
+    SELF_PUBLISH_GRACE_SECONDS,
+    SELF_PUBLISHED_TYPES,
+    DomainEvent,
+    OutboxRow,
+    encode_event,
+    event_type,
+    publish_subject,
+)
 from workers.enqueue import enqueue_for_event
 
 log = structlog.stdlib.get_logger(__name__)
@@ -155,6 +165,13 @@ class OutboxRelay:
         )
         if self._backoff:
             query = query.where(OutboxRow.id.not_in(list(self._backoff)))
+        # Rows their writer publishes itself are ours only once that writer had its chance.
+        query = query.where(
+            or_(
+                OutboxRow.event_type.not_in(SELF_PUBLISHED_TYPES),
+                OutboxRow.created_at < func.now() - timedelta(seconds=SELF_PUBLISH_GRACE_SECONDS),
+            )
+        )
 
         async with self._sessions() as session, session.begin():
             rows = (await session.execute(query)).all()

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import ids
-from shared.bus import ChatLiveEvent, ChatMessagePosted, decode_live_event
+from shared.bus import ChatLiveEvent, ChatMessagePosted, OutboxRow, decode_live_event
 from shared.domain.chat.models import ChatMessage
 from tests.api.conftest import Account, MakeAccount
 
@@ -552,3 +552,23 @@ async def test_read_position_only_moves_forward(client: httpx.AsyncClient, make_
     assert bad.status_code == 422
     history = (await client.get(f"/v1/chats/{chat_id}/messages", headers=a.headers)).json()
     assert [m["delivery"]["read_by"] for m in history["messages"]] == [[], [b.id], [b.id]]
+
+
+async def test_each_send_writes_one_outbox_row_that_the_api_marks_published(
+    client: httpx.AsyncClient, make_account: MakeAccount, db: async_sessionmaker[AsyncSession]
+) -> None:
+    a, b = await make_account(), await make_account()
+    chat_id = await direct_chat(client, a, b)
+    message_id = (await send(client, a, chat_id, "tracked", "tracked")).json()["message_id"]
+    await send(client, a, chat_id, "tracked", "tracked")
+    query = select(OutboxRow.published_at).where(
+        OutboxRow.event_type == "chat.message.new", OutboxRow.payload["message"]["id"].astext == message_id
+    )
+    async with asyncio.timeout(10):
+        while True:
+            async with db() as session:
+                stamps = (await session.scalars(query)).all()
+            assert len(stamps) == 1
+            if stamps[0] is not None:
+                break
+            await asyncio.sleep(0.05)

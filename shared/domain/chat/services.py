@@ -1,13 +1,16 @@
 """The one chat service behind REST and the gateway: chats, members, messages, typing, read state.
 
 Writes commit first and publish after: each stored change also gets an outbox row, and right after
-the commit the service claims that row (a conditional update) and publishes it on the chat's live
-subject. A crash or a NATS outage between the two leaves the row unclaimed for the worker's relay,
-which publishes it on the same subject; clients drop the rare duplicate by message id.
+the commit the service publishes the event on the chat's live subject and (in a batch, off the
+request path) marks the row published. A crash or a NATS outage in between leaves the row unmarked;
+the worker's relay publishes such rows on the same subject once they are older than
+``SELF_PUBLISH_GRACE_SECONDS``, and clients drop the rare duplicate by message id.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -18,7 +21,22 @@ import msgspec
 import structlog
 from nats.aio.client import Client as NatsClient
 from redis.asyncio import Redis
-from sqlalchemy import and_, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    DateTime,
+    String,
+    Uuid,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -169,6 +187,94 @@ def _accepted(message: Message, row_id: uuid.UUID) -> MessageAccepted:
     )
 
 
+_SEND_STATEMENT = text(
+    """
+    WITH allocated AS (
+        UPDATE chats SET last_seq = last_seq + 1, last_activity_at = :now
+        WHERE id = :chat
+          AND EXISTS (SELECT 1 FROM chat_participants WHERE chat_id = :chat AND user_id = :me)
+        RETURNING last_seq
+    ), read_own AS (
+        UPDATE chat_participants SET last_read_seq = GREATEST(last_read_seq, (SELECT last_seq FROM allocated))
+        WHERE chat_id = :chat AND user_id = :me AND EXISTS (SELECT 1 FROM allocated)
+    ), inserted AS (
+        INSERT INTO chat_messages
+            (id, chat_id, seq, sender_id, client_message_id, content, reply_to_id, mentions, sent_at, moderation_status)
+        SELECT :id, :chat, last_seq, :me, :cmid, :content, :reply_to, :mentions, :now, 'visible' FROM allocated
+        ON CONFLICT (chat_id, sender_id, client_message_id) DO NOTHING
+        RETURNING seq
+    )
+    SELECT (SELECT last_seq FROM allocated) AS allocated, (SELECT seq FROM inserted) AS inserted
+    """
+).bindparams(
+    bindparam("chat", type_=Uuid),
+    bindparam("me", type_=Uuid),
+    bindparam("id", type_=Uuid),
+    bindparam("cmid", type_=String),
+    bindparam("content", type_=JSONB),
+    bindparam("reply_to", type_=Uuid),
+    bindparam("mentions", type_=ARRAY(Uuid)),
+    bindparam("now", type_=DateTime(timezone=True)),
+)
+
+
+class PublishedStamper:
+    """Marks self-published outbox rows as published, in batches, off the request path.
+
+    Each batch first flushes NATS (so the events have left this process), then stamps the rows
+    in one statement. If either fails the rows stay unmarked and the relay publishes them
+    after the grace period; clients drop the duplicate by message id.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], nats: NatsClient) -> None:
+        self._sessions = sessions
+        self._nats = nats
+        self._pending: list[uuid.UUID] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def add(self, row_ids: Iterable[uuid.UUID]) -> None:
+        """Stamp these rows soon."""
+        self._pending.extend(row_ids)
+        if self._closed:
+            return
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="chat-outbox-stamper")
+        self._wake.set()
+
+    async def close(self) -> None:
+        """Stamp what is pending and stop."""
+        self._closed = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._stamp()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._stamp()
+
+    async def _stamp(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            await self._nats.flush(timeout=PUBLISH_TIMEOUT_S)  # type: ignore[arg-type]
+            async with self._sessions.begin() as session:
+                await session.execute(
+                    update(OutboxRow)
+                    .where(OutboxRow.id.in_(batch), OutboxRow.published_at.is_(None))
+                    .values(published_at=func.now())
+                )
+        except Exception as exc:
+            log.warning("chat.stamp_deferred_to_relay", rows=len(batch), error=f"{type(exc).__name__}: {exc}")
+
+
 class ChatService:
     """Chats, participants and messages; the REST API and the gateway both call this."""
 
@@ -185,6 +291,7 @@ class ChatService:
         self._nats = nats
         self.limits = limits or ChatLimits()
         self._clock = clock
+        self._stamper = PublishedStamper(sessions, nats)
         self._message_limiter = RateLimiter(
             redis, self.limits.message_rate_limit, window_seconds=self.limits.message_rate_window_seconds
         )
@@ -345,78 +452,59 @@ class ChatService:
         mentions = [_parse_body_id(ids.Prefix.USER, v, "mentions") for v in dict.fromkeys(request.mentions)]
         reply_to = _parse_body_id(ids.Prefix.MESSAGE, request.reply_to, "reply_to") if request.reply_to else None
         await self._message_limiter.hit("chat_message", str(actor))
+        message_id = ids.uuid7()
+        now = self._clock()
         try:
             async with self._sessions.begin() as session:
-                existing = await session.scalar(
-                    select(ChatMessage).where(
-                        ChatMessage.chat_id == chat_id,
-                        ChatMessage.sender_id == actor,
-                        ChatMessage.client_message_id == client_message_id,
-                    )
-                )
-                if existing is not None:
-                    await _membership(session, chat_id, actor)
-                    if existing.edited_at is None and existing.content is not None and existing.content != content:
-                        raise InvalidInput(
-                            "this client_message_id was used for another message",
-                            code="idempotency_key_reused",
-                            errors=[FieldError("client_message_id", "already used for different content")],
-                        )
-                    view = message_view(existing)
-                    return SentMessage(accepted=_accepted(view, existing.id), message=view, created=False)
-                # The row lock on the chat serialises senders, so seqs are gap-free and in commit order.
-                seq = await session.scalar(
-                    update(Chat)
-                    .where(
-                        Chat.id == chat_id,
-                        select(ChatParticipant.user_id)
-                        .where(ChatParticipant.chat_id == chat_id, ChatParticipant.user_id == actor)
-                        .exists(),
-                    )
-                    .values(last_seq=Chat.last_seq + 1, last_activity_at=func.now())
-                    .returning(Chat.last_seq)
-                )
-                if seq is None:
-                    raise NotFound("no such chat", code="chat_not_found")
                 if reply_to is not None:
                     target = await session.scalar(
                         select(ChatMessage.id).where(ChatMessage.id == reply_to, ChatMessage.chat_id == chat_id)
                     )
                     if target is None:
                         raise InvalidInput(errors=[FieldError("reply_to", "no such message in this chat")])
-                row = await session.scalar(
-                    pg_insert(ChatMessage)
-                    .values(
-                        id=ids.uuid7(),
-                        chat_id=chat_id,
-                        seq=seq,
-                        sender_id=actor,
-                        client_message_id=client_message_id,
-                        content=content,
-                        reply_to_id=reply_to,
-                        mentions=mentions,
-                        moderation_status=ModerationStatus.VISIBLE.value,
+                # One round trip: allocate the seq under the chat's row lock (so seqs are gap-free and
+                # in commit order), move the sender's read position (sending is reading), insert.
+                allocated, inserted = (
+                    await session.execute(
+                        _SEND_STATEMENT,
+                        {
+                            "chat": chat_id,
+                            "me": actor,
+                            "id": message_id,
+                            "cmid": client_message_id,
+                            "content": content,
+                            "reply_to": reply_to,
+                            "mentions": mentions,
+                            "now": now,
+                        },
                     )
-                    .on_conflict_do_nothing(
-                        index_elements=[ChatMessage.chat_id, ChatMessage.sender_id, ChatMessage.client_message_id]
-                    )
-                    .returning(ChatMessage)
-                )
-                if row is None:
+                ).one()
+                if allocated is None:
+                    raise NotFound("no such chat", code="chat_not_found")
+                if inserted is None:
+                    # A message with this client id exists: roll the seq back and answer with that one.
                     raise _DuplicateSend
-                # Sending is reading: the sender has seen everything up to their own message.
-                await session.execute(
-                    update(ChatParticipant)
-                    .where(ChatParticipant.chat_id == chat_id, ChatParticipant.user_id == actor)
-                    .values(last_read_seq=func.greatest(ChatParticipant.last_read_seq, seq))
+                view = Message(
+                    id=ids.encode(ids.Prefix.MESSAGE, message_id),
+                    chat_id=ids.encode(ids.Prefix.CHAT, chat_id),
+                    seq=inserted,
+                    sender_id=ids.encode(ids.Prefix.USER, actor),
+                    client_message_id=client_message_id,
+                    content=request.content,
+                    sent_at=now,
+                    edited_at=None,
+                    deleted=False,
+                    deleted_at=None,
+                    reply_to=request.reply_to,
+                    mentions=[ids.encode(ids.Prefix.USER, m) for m in mentions],
+                    moderation_status=ModerationStatus.VISIBLE.value,
                 )
-                view = message_view(row)
                 event = ChatMessagePosted(message=view)
                 (outbox_id,) = await record(session, event, wake_relay=False)
         except _DuplicateSend:
-            return await self._existing_send(actor, chat_id, client_message_id)
+            return await self._existing_send(actor, chat_id, client_message_id, content)
         await self._publish([(outbox_id, event)])
-        return SentMessage(accepted=_accepted(view, row.id), message=view, created=True)
+        return SentMessage(accepted=_accepted(view, message_id), message=view, created=True)
 
     async def history(
         self, actor: uuid.UUID, chat_id: uuid.UUID, before: int | None, limit: int | None
@@ -592,8 +680,11 @@ class ChatService:
 
     # Internals
 
-    async def _existing_send(self, actor: uuid.UUID, chat_id: uuid.UUID, client_message_id: str) -> SentMessage:
+    async def _existing_send(
+        self, actor: uuid.UUID, chat_id: uuid.UUID, client_message_id: str, content: dict[str, Any]
+    ) -> SentMessage:
         async with self._sessions() as session:
+            await _membership(session, chat_id, actor)
             row = await session.scalar(
                 select(ChatMessage).where(
                     ChatMessage.chat_id == chat_id,
@@ -601,7 +692,14 @@ class ChatService:
                     ChatMessage.client_message_id == client_message_id,
                 )
             )
-        assert row is not None, "the conflicting send committed before ours could conflict"
+        if row is None:
+            raise Conflict("the message is being stored; retry", code="send_in_progress")
+        if row.edited_at is None and row.content is not None and row.content != content:
+            raise InvalidInput(
+                "this client_message_id was used for another message",
+                code="idempotency_key_reused",
+                errors=[FieldError("client_message_id", "already used for different content")],
+            )
         view = message_view(row)
         return SentMessage(accepted=_accepted(view, row.id), message=view, created=False)
 
@@ -632,33 +730,26 @@ class ChatService:
         return list(zip(row_ids, events, strict=True))
 
     async def _publish(self, outbox: list[tuple[uuid.UUID, Event]]) -> None:
-        """Publish committed outbox rows on their live subjects, each claimed first so the relay skips it."""
+        """Publish committed outbox rows on their live subjects; the stamper then marks them published.
+
+        ``publish`` only buffers, so this costs no round trip. Until a row is stamped the relay
+        leaves it alone for :data:`shared.bus.SELF_PUBLISH_GRACE_SECONDS`, then publishes it itself.
+        """
         if not outbox:
             return
         try:
-            async with self._sessions.begin() as session:
-                # A row the relay is handling is locked: this waits, then finds it published and skips it.
-                claimed = set(
-                    (
-                        await session.scalars(
-                            update(OutboxRow)
-                            .where(OutboxRow.id.in_([row_id for row_id, _ in outbox]), OutboxRow.published_at.is_(None))
-                            .values(published_at=func.now())
-                            .returning(OutboxRow.id)
-                        )
-                    ).all()
-                )
-                for row_id, event in outbox:
-                    subject = live_subject(event)
-                    if row_id in claimed and subject is not None:
-                        await self._nats.publish(
-                            subject, encode_event(event), headers={NATS_MSG_ID_HEADER: str(row_id)}
-                        )
-                if claimed:
-                    # The claim commits only once NATS has the events; otherwise the relay retries them.
-                    await self._nats.flush(timeout=PUBLISH_TIMEOUT_S)  # type: ignore[arg-type]
+            for row_id, event in outbox:
+                subject = live_subject(event)
+                assert subject is not None
+                await self._nats.publish(subject, encode_event(event), headers={NATS_MSG_ID_HEADER: str(row_id)})
         except Exception as exc:
             log.warning("chat.publish_deferred_to_relay", rows=len(outbox), error=f"{type(exc).__name__}: {exc}")
+            return
+        self._stamper.add(row_id for row_id, _ in outbox)
+
+    async def close(self) -> None:
+        """Stamp what was published but not yet marked (call before closing NATS and the database)."""
+        await self._stamper.close()
 
     async def _publish_live(self, event: Event) -> None:
         subject = live_subject(event)
