@@ -8,21 +8,26 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
 from realtime.frames import ServerFrame, encode_frame
 
 DEFAULT_QUEUE_FRAMES = 1024
+# Frames go straight to the socket while its kernel-side buffer holds less than this; beyond it
+# the client is behind and frames wait in the bounded queue instead.
+DIRECT_WRITE_LIMIT = 256 * 1024
 
 
 @dataclass(slots=True, eq=False)
 class Connection:
     """One authenticated socket, who is on the other end of it, and its bounded outgoing queue.
 
-    Every frame goes through the queue and one writer task, so a slow client only fills its own
-    queue; when that overflows the socket is closed with 1013 and the client resumes later.
+    A frame is written at once when nothing is queued and the socket keeps up (the cheap path
+    ``websockets.broadcast`` takes); otherwise it waits in a bounded queue drained by one writer
+    task, so a slow client only fills its own queue. When that overflows the socket is closed
+    with 1013 and the client resumes later.
     """
 
     websocket: ServerConnection
@@ -40,6 +45,7 @@ class Connection:
     _queue: asyncio.Queue[bytes] | None = None
     _writer: asyncio.Task[None] | None = None
     _closing: asyncio.Task[None] | None = None
+    _writing: bool = False
 
     def start(self) -> None:
         """Start the writer task (call once, before the first frame)."""
@@ -55,13 +61,17 @@ class Connection:
                     await task
 
     async def send(self, frame: ServerFrame) -> None:
-        """Queue ``frame``, waiting for room (for replies and replays, which the client is reading)."""
+        """Send ``frame``, waiting for room in the queue (for replies and replays the client awaits)."""
         assert self._queue is not None
-        await self._queue.put(encode_frame(frame))
+        data = encode_frame(frame)
+        if not self._write_now(data):
+            await self._queue.put(data)
 
     def offer(self, data: bytes) -> None:
-        """Queue an encoded frame without waiting; a full queue closes the socket with 1013."""
+        """Send an encoded frame without waiting; a full queue closes the socket with 1013."""
         assert self._queue is not None
+        if self._write_now(data):
+            return
         try:
             self._queue.put_nowait(data)
         except asyncio.QueueFull:
@@ -69,6 +79,18 @@ class Connection:
                 self._closing = asyncio.get_running_loop().create_task(
                     self.websocket.close(CloseCode.TRY_AGAIN_LATER, "slow_consumer")
                 )
+
+    def _write_now(self, data: bytes) -> bool:
+        """Write ``data`` straight to the socket if that keeps the frame order and the client keeps up."""
+        assert self._queue is not None
+        if self._writing or not self._queue.empty() or self._closing is not None:
+            return False
+        if self.websocket.transport.get_write_buffer_size() >= DIRECT_WRITE_LIMIT:
+            return False
+        # A failure means the socket is closing; its handler cleans up.
+        with contextlib.suppress(ExceptionGroup):
+            broadcast([self.websocket], data, raise_exceptions=True, text=True)
+        return True
 
     def deliver(self, chat_id: uuid.UUID, seq: int | None, data: bytes) -> None:
         """A live frame of ``chat_id``: held back during a resume, else queued."""
@@ -90,7 +112,12 @@ class Connection:
         try:
             while True:
                 data = await self._queue.get()
-                await self.websocket.send(data, text=True)
+                # Set before the first await, so offer() queues behind this frame instead of overtaking it.
+                self._writing = True
+                try:
+                    await self.websocket.send(data, text=True)
+                finally:
+                    self._writing = False
         except ConnectionClosed:
             pass
 
