@@ -74,6 +74,8 @@ class Results:
     lost: int = 0
     seconds: float = 0.0
     rss_per_connection_kib: float | None = None
+    # Server CPU time spent during the load, per message sent: robust to a busy machine.
+    cpu_ms_per_message: float | None = None
 
 
 class Load:
@@ -277,6 +279,12 @@ async def create_population(database_url: str, settings: Any, connections: int, 
     ]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int) -> int:
     """Resident set size of a process, in KiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -338,8 +346,11 @@ async def measure(
     await asyncio.sleep(1.0)
     after = sum(rss_kib(p) for p in pids)
     load.results.rss_per_connection_kib = (after - before) / len(clients)
+    cpu_before = sum(cpu_seconds(p) for p in pids)
     try:
         await load.run(rate, duration)
+        cpu = sum(cpu_seconds(p) for p in pids) - cpu_before
+        load.results.cpu_ms_per_message = cpu * 1000 / max(load.results.sent, 1)
     finally:
         await load.close()
     return load.results
@@ -381,6 +392,11 @@ def report(ours: Results, base: Results, connections: int, gateways: int) -> Non
     b_rss = base.rss_per_connection_kib or 0.0
     rss_ratio = a_rss / b_rss if b_rss else float("nan")
     print(f"{'RSS per idle connection (KiB)':32} {a_rss:12.1f} {b_rss:12.1f} {rss_ratio:8.2f}")
+    a_cpu = ours.cpu_ms_per_message or 0.0
+    b_cpu = base.cpu_ms_per_message or 0.0
+    cpu_ratio = a_cpu / b_cpu if b_cpu else float("nan")
+    print(f"{'server CPU per message (ms)':32} {a_cpu:12.2f} {b_cpu:12.2f} {cpu_ratio:8.2f}")
+    print(f"(load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)")
 
 
 async def main_async(options: argparse.Namespace) -> None:
