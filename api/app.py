@@ -14,6 +14,7 @@ from litestar.response import Redirect
 
 from api import errors
 from api.controllers.auth import AuthController
+from api.controllers.chat import ChatController
 from api.controllers.clubs import ClubController
 from api.controllers.health import HealthController
 from api.controllers.media import MediaController, ModerationController
@@ -24,6 +25,7 @@ from api.controllers.users import UserController
 from api.deps import (
     provide_auth_service,
     provide_caller,
+    provide_chat_service,
     provide_club_service,
     provide_invite_service,
     provide_media_service,
@@ -63,6 +65,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AuthController,
             UserController,
             ClubController,
+            ChatController,
             UserGraphController,
             FriendController,
             VouchController,
@@ -86,6 +89,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "media_service": Provide(provide_media_service, sync_to_thread=False),
             "post_service": Provide(provide_post_service, sync_to_thread=False),
             "search_service": Provide(provide_search_service, sync_to_thread=False),
+            "chat_service": Provide(provide_chat_service, sync_to_thread=False),
             "caller": Provide(provide_caller, sync_to_thread=False),
         },
         middleware=[

@@ -13,6 +13,7 @@ from api.runtime import Runtime
 from shared import ids
 from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessClaims
+from shared.domain.chat.services import ChatService
 from shared.domain.clubs.services import ClubService
 from shared.domain.media.services import MediaService
 from shared.domain.posts.services import PostService
@@ -71,6 +72,11 @@ def provide_post_service(state: State) -> PostService:
 def provide_search_service(state: State) -> SearchService:
     """The search service."""
     return provide_runtime(state).search
+
+
+def provide_chat_service(state: State) -> ChatService:
+    """The chat service (shared with the realtime gateway's code path)."""
+    return provide_runtime(state).chat
 
 
 def provide_caller(request: Request[AccessClaims, Any, Any]) -> AccessClaims:

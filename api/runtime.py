@@ -17,6 +17,7 @@ from shared.db.session import create_engine, create_read_session_factory, create
 from shared.domain.auth.access import AccessChecker
 from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessTokens
+from shared.domain.chat.services import ChatLimits, ChatService
 from shared.domain.clubs.services import ClubService
 from shared.domain.media.services import MediaService
 from shared.domain.posts.services import PostService
@@ -46,6 +47,7 @@ class Runtime:
     media: MediaService
     posts: PostService
     search: SearchService
+    chat: ChatService
     auth_limiter: RateLimiter
     draining: bool = field(default=False)
 
@@ -76,6 +78,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         media=media,
         posts=posts,
         search=SearchService(reads, posts),
+        chat=ChatService(sessions, redis, nc, ChatLimits.from_settings(settings)),
         auth_limiter=RateLimiter(redis, settings.auth_rate_limit_per_minute),
     )
 
@@ -83,6 +86,7 @@ async def open_runtime(settings: Settings) -> Runtime:
 async def close_runtime(runtime: Runtime) -> None:
     """Drain NATS and close the pools."""
     runtime.draining = True
+    await runtime.chat.close()
     if runtime.nats.is_connected:
         await runtime.nats.drain()
     await runtime.redis.aclose()

@@ -2,7 +2,7 @@
 
 A service appends events with :func:`record` inside its transaction; the worker's
 outbox relay later turns each row into an arq job (job id = row id) and a NATS
-message on :func:`subject_for`. Nothing is published for a transaction that rolled back.
+message on :func:`publish_subject`. Nothing is published for a transaction that rolled back.
 """
 
 from __future__ import annotations
@@ -12,14 +12,21 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import Index, String, func, text
+from sqlalchemy import Index, String, func, insert, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.base import Base, UUIDv7Key
+from shared.domain.chat.schemas import Message
+from shared.ids import uuid7
 
+# Chat events are published by the service that commits them; the relay only steps in for a row
+# still unpublished this long after its commit (the service crashed or NATS was down).
+SELF_PUBLISH_GRACE_SECONDS = 5
 EVENTS_SUBJECT_PREFIX = "events"
+CHAT_SUBJECT_PREFIX = "chat"
+USER_SUBJECT_PREFIX = "user"
 OUTBOX_CHANNEL = "tribe_outbox"
 
 
@@ -122,6 +129,50 @@ class CommentCreated(Event, frozen=True, kw_only=True, tag="comment.created"):
     club_id: uuid.UUID | None
 
 
+class ChatMessagePosted(Event, frozen=True, kw_only=True, tag="chat.message.new"):
+    """A message was stored in a chat."""
+
+    message: Message
+
+
+class ChatMessageEdited(Event, frozen=True, kw_only=True, tag="chat.message.update"):
+    """A message's content changed."""
+
+    message: Message
+
+
+class ChatMessageDeleted(Event, frozen=True, kw_only=True, tag="chat.message.delete"):
+    """A message became a tombstone (``message.content`` is ``None``)."""
+
+    message: Message
+
+
+class ChatMembershipChanged(Event, frozen=True, kw_only=True, tag="chat.membership"):
+    """A user joined (``member``) or left a chat; gateways (un)subscribe that user's sockets."""
+
+    chat_id: str
+    user_id: str
+    member: bool
+
+
+class ChatTyping(Event, frozen=True, kw_only=True, tag="chat.typing"):
+    """A participant started or stopped typing; live only, never stored."""
+
+    chat_id: str
+    user_id: str
+    typing: bool
+    expires_in_ms: int
+
+
+class ChatRead(Event, frozen=True, kw_only=True, tag="chat.read"):
+    """A participant's read position moved forward; live only (the position itself is stored)."""
+
+    chat_id: str
+    user_id: str
+    message_id: str | None
+    seq: int
+
+
 DomainEvent = (
     EmailRequested
     | UserRegistered
@@ -135,9 +186,19 @@ DomainEvent = (
     | MediaDiscarded
     | PostCreated
     | CommentCreated
+    | ChatMessagePosted
+    | ChatMessageEdited
+    | ChatMessageDeleted
+    | ChatMembershipChanged
+)
+SELF_PUBLISHED_TYPES = frozenset({"chat.message.new", "chat.message.update", "chat.message.delete", "chat.membership"})
+# What gateways receive on ``chat.<chat_id>`` and ``user.<user_id>``.
+ChatLiveEvent = (
+    ChatMessagePosted | ChatMessageEdited | ChatMessageDeleted | ChatMembershipChanged | ChatTyping | ChatRead
 )
 
 _decoder = msgspec.json.Decoder(DomainEvent)
+_live_decoder = msgspec.json.Decoder(ChatLiveEvent)
 
 
 def event_type(event: Event) -> str:
@@ -150,6 +211,39 @@ def event_type(event: Event) -> str:
 def subject_for(event_type_: str) -> str:
     """The NATS subject a domain event is published on."""
     return f"{EVENTS_SUBJECT_PREFIX}.{event_type_}"
+
+
+def chat_subject(chat_id: str) -> str:
+    """The live subject of one chat (``chat_id`` is the public id)."""
+    return f"{CHAT_SUBJECT_PREFIX}.{chat_id}"
+
+
+def user_subject(user_id: str) -> str:
+    """The live subject of one user's own events (``user_id`` is the public id)."""
+    return f"{USER_SUBJECT_PREFIX}.{user_id}"
+
+
+def live_subject(event: Event) -> str | None:
+    """Where gateways listen for ``event``; ``None`` for events that only go to :func:`subject_for`."""
+    match event:
+        case ChatMessagePosted() | ChatMessageEdited() | ChatMessageDeleted():
+            return chat_subject(event.message.chat_id)
+        case ChatTyping() | ChatRead():
+            return chat_subject(event.chat_id)
+        case ChatMembershipChanged():
+            return user_subject(event.user_id)
+    return None
+
+
+def publish_subject(event: Event) -> str:
+    """The subject the outbox relay publishes ``event`` on: its live subject if it has one."""
+    return live_subject(event) or subject_for(event_type(event))
+
+
+def decode_live_event(data: bytes | str) -> ChatLiveEvent:
+    """The typed live event behind ``data``."""
+    event: ChatLiveEvent = _live_decoder.decode(data)
+    return event
 
 
 def encode_event(event: Event) -> bytes:
@@ -180,11 +274,16 @@ class OutboxRow(UUIDv7Key, Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
 
 
-async def record(session: AsyncSession, *events: Event) -> list[uuid.UUID]:
-    """Append ``events`` to the outbox in the caller's transaction and wake the relay on commit."""
-    rows = [OutboxRow(event_type=event_type(e), payload=msgspec.to_builtins(e)) for e in events]
-    session.add_all(rows)
-    await session.flush()
-    # NOTIFY is transactional: listeners hear it only if this transaction commits.
-    await session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
-    return [row.id for row in rows]
+async def record(session: AsyncSession, *events: Event, wake_relay: bool = True) -> list[uuid.UUID]:
+    """Append ``events`` to the outbox in the caller's transaction and wake the relay on commit.
+
+    ``wake_relay=False`` is for rows the caller publishes itself right after the commit (types in
+    :data:`SELF_PUBLISHED_TYPES`): the relay takes them only if still unpublished after the grace.
+    """
+    rows = [{"id": uuid7(), "event_type": event_type(e), "payload": msgspec.to_builtins(e)} for e in events]
+    # A Core insert: cheaper than ORM objects on the hot path of every chat message.
+    await session.execute(insert(OutboxRow), rows)
+    if wake_relay:
+        # NOTIFY is transactional: listeners hear it only if this transaction commits.
+        await session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
+    return [row["id"] for row in rows]

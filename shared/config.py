@@ -58,6 +58,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     auth_rate_limit_per_minute: int = 10
     invite_only: bool = False
     db_pool_size: int = 10
+    # Chat: messages a user may send per window (socket and REST together), typing indicator lifetime.
+    chat_message_rate_limit: int = 20
+    chat_message_rate_window_seconds: int = 10
+    chat_typing_ttl_ms: int = 5000
 
     def __post_init__(self) -> None:
         if len(self.jwt_secret) < 32:

@@ -8,6 +8,10 @@ from typing import assert_never
 from arq.connections import ArqRedis
 
 from shared.bus import (
+    ChatMembershipChanged,
+    ChatMessageDeleted,
+    ChatMessageEdited,
+    ChatMessagePosted,
     ClubCreated,
     ClubMemberJoined,
     CommentCreated,
@@ -46,6 +50,9 @@ async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str |
         case MediaDiscarded():
             return await PURGE_MEDIA.enqueue(redis, event, cause=cause)
         case PostCreated() | CommentCreated():
+            return None
+        case ChatMessagePosted() | ChatMessageEdited() | ChatMessageDeleted() | ChatMembershipChanged():
+            # Chat events only need their live subject; gateways deliver them.
             return None
         case _:
             assert_never(event)

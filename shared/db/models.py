@@ -3,6 +3,7 @@
 from shared.bus import OutboxRow
 from shared.db.base import Base
 from shared.domain.auth.models import AuthSession, OneTimeToken, RefreshToken
+from shared.domain.chat.models import Chat, ChatMessage, ChatParticipant
 from shared.domain.clubs.models import Club, ClubInvitation, ClubInviteLink, ClubMembership, ClubSpace
 from shared.domain.media.models import Media, MediaAuditEntry, ModerationCase
 from shared.domain.posts.models import Comment, CommentReaction, Post, PostReaction
@@ -14,6 +15,9 @@ __all__ = [
     "AuthSession",
     "Base",
     "Block",
+    "Chat",
+    "ChatMessage",
+    "ChatParticipant",
     "Club",
     "ClubInvitation",
     "ClubInviteLink",
