@@ -572,3 +572,26 @@ async def test_each_send_writes_one_outbox_row_that_the_api_marks_published(
             if stamps[0] is not None:
                 break
             await asyncio.sleep(0.05)
+
+
+async def test_a_block_closes_direct_chats_both_ways(
+    client: httpx.AsyncClient, make_account: MakeAccount, db: async_sessionmaker[AsyncSession]
+) -> None:
+    alice, bob, carol = await make_account(), await make_account(), await make_account()
+    chat_id = await direct_chat(client, alice, bob)
+    group_id = await group_chat(client, carol, alice, bob)
+    assert (await send(client, alice, chat_id, "hi")).status_code == 202
+    assert (await client.post(f"/v1/users/{alice.id}/block", headers=bob.headers)).status_code == 201
+
+    for sender in (alice, bob):
+        refused = await send(client, sender, chat_id, "still there?")
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["code"] == "user_blocked"
+    assert await count_messages(db, chat_id) == 1
+    reopen = await client.post("/v1/chats", json={"type": "direct", "participant_ids": [bob.id]}, headers=alice.headers)
+    assert reopen.status_code == 404
+    # Group chats are not direct conversations: both still talk there.
+    assert (await send(client, alice, group_id, "group hello")).status_code == 202
+
+    assert (await client.delete(f"/v1/users/{alice.id}/block", headers=bob.headers)).status_code == 204
+    assert (await send(client, alice, chat_id, "friends again")).status_code == 202

@@ -74,6 +74,7 @@ from shared.domain.chat.schemas import (
     SendMessageRequest,
     TypingAccepted,
 )
+from shared.domain.social.services import is_blocked_between
 from shared.domain.users.models import AccountStatus, User
 from shared.errors import Conflict, FieldError, InvalidInput, NotFound, PermissionDenied
 from shared.pagination import Page, decode_cursor, encode_cursor
@@ -193,6 +194,12 @@ _SEND_STATEMENT = text(
         UPDATE chats SET last_seq = last_seq + 1, last_activity_at = :now
         WHERE id = :chat
           AND EXISTS (SELECT 1 FROM chat_participants WHERE chat_id = :chat AND user_id = :me)
+          -- A block either way closes a direct chat to both sides.
+          AND NOT (type = 'direct' AND EXISTS (
+                SELECT 1 FROM chat_participants other
+                JOIN blocks b ON (b.blocker_id = other.user_id AND b.blocked_id = :me)
+                              OR (b.blocker_id = :me AND b.blocked_id = other.user_id)
+                WHERE other.chat_id = :chat AND other.user_id <> :me))
         RETURNING last_seq
     ), read_own AS (
         UPDATE chat_participants SET last_read_seq = GREATEST(last_read_seq, (SELECT last_seq FROM allocated))
@@ -316,6 +323,9 @@ class ChatService:
             await _require_users(session, others, "participant_ids")
             if request.type == "direct":
                 (other,) = others
+                if await is_blocked_between(session, actor, other):
+                    # As everywhere else, a block makes the other user look absent.
+                    raise NotFound("no such user", code="user_not_found")
                 chat_id = await session.scalar(
                     pg_insert(Chat)
                     .values(
@@ -480,7 +490,9 @@ class ChatService:
                     )
                 ).one()
                 if allocated is None:
-                    raise NotFound("no such chat", code="chat_not_found")
+                    # Not a member, or a blocked direct chat: only this rare path pays to tell them apart.
+                    await self.require_member(actor, chat_id)
+                    raise PermissionDenied("this conversation is closed by a block", code="user_blocked")
                 if inserted is None:
                     # A message with this client id exists: roll the seq back and answer with that one.
                     raise _DuplicateSend
