@@ -15,6 +15,7 @@ from litestar.response import Redirect
 from api import errors
 from api.controllers.auth import AuthController
 from api.controllers.clubs import ClubController
+from api.controllers.events import CalendarController, EventController, PublicEventController
 from api.controllers.health import HealthController
 from api.controllers.social import (
     FriendController,
@@ -27,6 +28,7 @@ from api.deps import (
     provide_auth_service,
     provide_caller,
     provide_club_service,
+    provide_event_service,
     provide_invite_service,
     provide_social_service,
     provide_user_service,
@@ -66,6 +68,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             FriendController,
             VouchController,
             InviteController,
+            EventController,
+            CalendarController,
+            PublicEventController,
             HealthController,
             MetricsController,
             docs,
@@ -78,6 +83,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "social_service": Provide(provide_social_service, sync_to_thread=False),
             "vouch_service": Provide(provide_vouch_service, sync_to_thread=False),
             "invite_service": Provide(provide_invite_service, sync_to_thread=False),
+            "event_service": Provide(provide_event_service, sync_to_thread=False),
             "caller": Provide(provide_caller, sync_to_thread=False),
         },
         middleware=[

@@ -14,6 +14,7 @@ from shared import ids
 from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessClaims
 from shared.domain.clubs.services import ClubService
+from shared.domain.events.services import EventService
 from shared.domain.social.services import InviteService, SocialService, VouchService
 from shared.domain.users.services import UserService
 from shared.errors import NotFound
@@ -38,6 +39,11 @@ def provide_user_service(state: State) -> UserService:
 def provide_club_service(state: State) -> ClubService:
     """The clubs, memberships and spaces service."""
     return provide_runtime(state).clubs
+
+
+def provide_event_service(state: State) -> EventService:
+    """The events, RSVPs and calendars service."""
+    return provide_runtime(state).events
 
 
 def provide_social_service(state: State) -> SocialService:

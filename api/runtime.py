@@ -18,6 +18,7 @@ from shared.domain.auth.access import AccessChecker
 from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessTokens
 from shared.domain.clubs.services import ClubService
+from shared.domain.events.services import EventService
 from shared.domain.social.services import InviteService, SocialService, VouchService
 from shared.domain.users.services import UserService
 from shared.ratelimit import RateLimiter
@@ -39,6 +40,7 @@ class Runtime:
     social: SocialService
     vouches: VouchService
     invites: InviteService
+    events: EventService
     auth_limiter: RateLimiter
     draining: bool = field(default=False)
 
@@ -64,6 +66,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         social=SocialService(sessions),
         vouches=VouchService(sessions),
         invites=InviteService(sessions),
+        events=EventService(settings, sessions),
         auth_limiter=RateLimiter(redis, settings.auth_rate_limit_per_minute),
     )
 

@@ -90,6 +90,60 @@ class VouchCreated(Event, frozen=True, kw_only=True, tag="vouch.created"):
     vouchee_id: uuid.UUID
 
 
+class EventCreated(Event, frozen=True, kw_only=True, tag="event.created"):
+    """``organizer_id`` created the draft event ``event_id``."""
+
+    event_id: uuid.UUID
+    organizer_id: uuid.UUID
+
+
+class EventPublished(Event, frozen=True, kw_only=True, tag="event.published"):
+    """``event_id`` is published; the chat feature opens its event chat on this."""
+
+    event_id: uuid.UUID
+    organizer_id: uuid.UUID
+
+
+class EventCancelled(Event, frozen=True, kw_only=True, tag="event.cancelled"):
+    """``event_id`` was cancelled; ``attendee_ids`` (confirmed, waitlisted, pending, maybe) are to be told."""
+
+    event_id: uuid.UUID
+    attendee_ids: list[uuid.UUID]
+
+
+class RsvpConfirmed(Event, frozen=True, kw_only=True, tag="rsvp.confirmed"):
+    """``user_id`` holds confirmed seats (and a ticket) at ``event_id``."""
+
+    event_id: uuid.UUID
+    rsvp_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+class RsvpPromoted(Event, frozen=True, kw_only=True, tag="rsvp.promoted"):
+    """``user_id`` moved from the waitlist to confirmed at ``event_id``."""
+
+    event_id: uuid.UUID
+    rsvp_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+class EventCheckedIn(Event, frozen=True, kw_only=True, tag="event.checked_in"):
+    """``user_id``'s ticket was scanned at ``event_id`` (badges count these)."""
+
+    event_id: uuid.UUID
+    rsvp_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+class EventReminderDue(Event, frozen=True, kw_only=True, tag="event.reminder_due"):
+    """Remind ``user_id`` that ``event_id`` starts at ``start_time`` (``kind`` 24h or 1h before)."""
+
+    event_id: uuid.UUID
+    user_id: uuid.UUID
+    kind: str
+    start_time: datetime
+
+
 DomainEvent = (
     EmailRequested
     | UserRegistered
@@ -99,6 +153,13 @@ DomainEvent = (
     | FriendAccepted
     | UserFollowed
     | VouchCreated
+    | EventCreated
+    | EventPublished
+    | EventCancelled
+    | RsvpConfirmed
+    | RsvpPromoted
+    | EventCheckedIn
+    | EventReminderDue
 )
 
 _decoder = msgspec.json.Decoder(DomainEvent)

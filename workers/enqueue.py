@@ -12,8 +12,15 @@ from shared.bus import (
     ClubMemberJoined,
     DomainEvent,
     EmailRequested,
+    EventCancelled,
+    EventCheckedIn,
+    EventCreated,
+    EventPublished,
+    EventReminderDue,
     FriendAccepted,
     FriendRequested,
+    RsvpConfirmed,
+    RsvpPromoted,
     UserFollowed,
     UserRegistered,
     VouchCreated,
@@ -35,6 +42,10 @@ async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str |
         case UserRegistered() | ClubCreated() | ClubMemberJoined():
             return None
         case FriendRequested() | FriendAccepted() | UserFollowed() | VouchCreated():
+            return None
+        case EventCreated() | EventPublished() | EventCancelled() | EventCheckedIn() | EventReminderDue():
+            return None
+        case RsvpConfirmed() | RsvpPromoted():
             return None
         case _:
             assert_never(event)
