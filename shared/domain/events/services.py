@@ -523,7 +523,6 @@ class EventService:
             await session.flush()
             await _history(session, rsvp, previous, "rsvp", user_id)
             return rsvp
-        session.add(rsvp)
         await self._admit(session, event, rsvp, previous, "rsvp", user_id)
         return rsvp
 
@@ -535,11 +534,13 @@ class EventService:
             select(exists().where(Rsvp.event_id == event.id, Rsvp.status == RsvpStatus.WAITLISTED.value))
         )
         if not waiting and _fits(event, rsvp.seats):
+            session.add(rsvp)
             await self._confirm(session, event, rsvp, previous, reason, actor_id)
             return
         rsvp.status = RsvpStatus.WAITLISTED.value
         rsvp.queue_seq = event.next_queue_seq
         rsvp.queued_at = await session.scalar(select(func.clock_timestamp()))
+        session.add(rsvp)
         event.next_queue_seq += 1
         await session.flush()
         await _history(session, rsvp, previous, reason, actor_id)
