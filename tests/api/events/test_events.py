@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy import func, select
@@ -72,7 +73,7 @@ async def test_only_organizers_create_and_bad_input_stores_nothing(
     organizer = await make_organizer(make_account, db)
     before = await event_count(db)
     start = soon()
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"end_time": (start - timedelta(hours=1)).isoformat(), "start_time": start.isoformat()}, "end_time"),
         ({"start_time": (soon(days=-2)).isoformat(), "end_time": soon(days=-1).isoformat()}, "start_time"),
         ({"timezone": "Mars/Olympus"}, "timezone"),
@@ -306,7 +307,7 @@ async def test_discovery_filters_geo_and_pagination(
     ordered = [i["title"] for i in dist_first.json()["items"] + dist_rest.json()["items"] if marker in i["title"]]
     assert [t.split(" ", 1)[1] for t in ordered] == ["center", "east_5km", "north_20km", "far_300km"]
 
-    for params in (
+    bad_params: list[dict[str, str | int]] = [
         {"near": "abc"},
         {"bbox": "1,2,3"},
         {"radius_km": 5},
@@ -315,6 +316,7 @@ async def test_discovery_filters_geo_and_pagination(
         {"kind": "party"},
         {"cursor": "!!"},
         {"club_id": "nope"},
-    ):
+    ]
+    for params in bad_params:
         response = await client.get("/v1/events", params=params, headers=viewer.headers)
         assert response.status_code == 422, (params, response.text)
