@@ -24,6 +24,7 @@ from shared.errors import Unavailable
 from shared.mail import Mailer
 from workers.context import EXIT_STACK_KEY, RESOURCES_KEY, SETTINGS_KEY, WorkerResources
 from workers.jobs.base import JobSpec
+from workers.jobs.events import send_event_reminders
 from workers.jobs.mail import SEND_EMAIL
 from workers.jobs.system import heartbeat
 from workers.outbox import OutboxRelay, listen_dsn
@@ -51,7 +52,11 @@ def worker_name() -> str:
 
 def cron_jobs() -> list[CronJob]:
     """Fresh cron entries (arq keeps each one's next run time on the object, so one per worker)."""
-    return [cron(heartbeat, name="heartbeat", second=0, run_at_startup=True, timeout=10)]
+    return [
+        cron(heartbeat, name="heartbeat", second=0, run_at_startup=True, timeout=10),
+        # Every minute; exactly-once rests on event_reminders_sent, not on the schedule.
+        cron(send_event_reminders, name="event_reminders", second=30, run_at_startup=True, timeout=120),
+    ]
 
 
 def worker_settings(settings: Settings) -> dict[str, Any]:

@@ -301,6 +301,7 @@ class EventService:
             event.updated_at = self._clock()
             await session.flush()
             await self._promote(session, event, actor.user_id)
+            await session.refresh(event)
             return await self._detail(session, event, viewer, actor.user_id)
 
     async def publish(self, actor: AccessClaims, event_id: uuid.UUID) -> StatusChange:
