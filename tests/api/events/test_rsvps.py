@@ -108,13 +108,14 @@ async def test_rsvp_errors(
     assert own.json()["code"] == "event_closed"
 
     event_id = await create_event(client, organizer)
-    for body in (
+    bad_bodies: list[dict[str, object]] = [
         {"status": "going", "guest_count": 6},
         {"status": "going", "guest_count": -1},
         {"status": "attending"},
         {"status": "going", "seats": 2},
         {},
-    ):
+    ]
+    for body in bad_bodies:
         response = await client.post(f"/v1/events/{event_id}/rsvp", json=body, headers=user.headers)
         assert response.status_code == 422, (body, response.text)
     assert (await detail(client, event_id, user))["my_rsvp"] is None
@@ -162,7 +163,12 @@ async def test_approval_single_batch_and_reject(
         (rsvp_ids[2], "confirmed"),
         (rsvp_ids[1], "waitlisted"),
     ]
-    for body in ({"rsvp_ids": ["nope"]}, {"rsvp_ids": []}, {"rsvp_ids": [rsvp_ids[3]], "extra": 1}):
+    batch_bodies: list[dict[str, object]] = [
+        {"rsvp_ids": ["nope"]},
+        {"rsvp_ids": []},
+        {"rsvp_ids": [rsvp_ids[3]], "extra": 1},
+    ]
+    for body in batch_bodies:
         bad = await client.post(f"/v1/events/{event_id}/attendees/approve", json=body, headers=organizer.headers)
         assert bad.status_code == 422, body
     foreign = ids.encode(ids.Prefix.RSVP, uuid.uuid4())
