@@ -16,6 +16,7 @@ from api import errors
 from api.controllers.auth import AuthController
 from api.controllers.chat import ChatController
 from api.controllers.clubs import ClubController
+from api.controllers.events import CalendarController, EventController, PublicEventController
 from api.controllers.health import HealthController
 from api.controllers.media import MediaController, ModerationController
 from api.controllers.posts import PostController
@@ -27,6 +28,7 @@ from api.deps import (
     provide_caller,
     provide_chat_service,
     provide_club_service,
+    provide_event_service,
     provide_invite_service,
     provide_media_service,
     provide_post_service,
@@ -74,6 +76,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ModerationController,
             PostController,
             SearchController,
+            EventController,
+            CalendarController,
+            PublicEventController,
             HealthController,
             MetricsController,
             docs,
@@ -90,6 +95,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "post_service": Provide(provide_post_service, sync_to_thread=False),
             "search_service": Provide(provide_search_service, sync_to_thread=False),
             "chat_service": Provide(provide_chat_service, sync_to_thread=False),
+            "event_service": Provide(provide_event_service, sync_to_thread=False),
             "caller": Provide(provide_caller, sync_to_thread=False),
         },
         middleware=[

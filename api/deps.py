@@ -15,6 +15,7 @@ from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessClaims
 from shared.domain.chat.services import ChatService
 from shared.domain.clubs.services import ClubService
+from shared.domain.events.services import EventService
 from shared.domain.media.services import MediaService
 from shared.domain.posts.services import PostService
 from shared.domain.search.services import SearchService
@@ -42,6 +43,11 @@ def provide_user_service(state: State) -> UserService:
 def provide_club_service(state: State) -> ClubService:
     """The clubs, memberships and spaces service."""
     return provide_runtime(state).clubs
+
+
+def provide_event_service(state: State) -> EventService:
+    """The events, RSVPs and calendars service."""
+    return provide_runtime(state).events
 
 
 def provide_social_service(state: State) -> SocialService:

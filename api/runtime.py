@@ -19,6 +19,7 @@ from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessTokens
 from shared.domain.chat.services import ChatLimits, ChatService
 from shared.domain.clubs.services import ClubService
+from shared.domain.events.services import EventService
 from shared.domain.media.services import MediaService
 from shared.domain.posts.services import PostService
 from shared.domain.search.services import SearchService
@@ -48,6 +49,7 @@ class Runtime:
     posts: PostService
     search: SearchService
     chat: ChatService
+    events: EventService
     auth_limiter: RateLimiter
     draining: bool = field(default=False)
 
@@ -79,6 +81,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         posts=posts,
         search=SearchService(reads, posts),
         chat=ChatService(sessions, redis, nc, ChatLimits.from_settings(settings)),
+        events=EventService(settings, sessions),
         auth_limiter=RateLimiter(redis, settings.auth_rate_limit_per_minute),
     )
 

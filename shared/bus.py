@@ -173,6 +173,60 @@ class ChatRead(Event, frozen=True, kw_only=True, tag="chat.read"):
     seq: int
 
 
+class EventCreated(Event, frozen=True, kw_only=True, tag="event.created"):
+    """``organizer_id`` created the draft event ``event_id``."""
+
+    event_id: uuid.UUID
+    organizer_id: uuid.UUID
+
+
+class EventPublished(Event, frozen=True, kw_only=True, tag="event.published"):
+    """``event_id`` is published; the chat feature opens its event chat on this."""
+
+    event_id: uuid.UUID
+    organizer_id: uuid.UUID
+
+
+class EventCancelled(Event, frozen=True, kw_only=True, tag="event.cancelled"):
+    """``event_id`` was cancelled; ``attendee_ids`` (confirmed, waitlisted, pending, maybe) are to be told."""
+
+    event_id: uuid.UUID
+    attendee_ids: list[uuid.UUID]
+
+
+class RsvpConfirmed(Event, frozen=True, kw_only=True, tag="rsvp.confirmed"):
+    """``user_id`` holds confirmed seats (and a ticket) at ``event_id``."""
+
+    event_id: uuid.UUID
+    rsvp_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+class RsvpPromoted(Event, frozen=True, kw_only=True, tag="rsvp.promoted"):
+    """``user_id`` moved from the waitlist to confirmed at ``event_id``."""
+
+    event_id: uuid.UUID
+    rsvp_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+class EventCheckedIn(Event, frozen=True, kw_only=True, tag="event.checked_in"):
+    """``user_id``'s ticket was scanned at ``event_id`` (badges count these)."""
+
+    event_id: uuid.UUID
+    rsvp_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+class EventReminderDue(Event, frozen=True, kw_only=True, tag="event.reminder_due"):
+    """Remind ``user_id`` that ``event_id`` starts at ``start_time`` (``kind`` 24h or 1h before)."""
+
+    event_id: uuid.UUID
+    user_id: uuid.UUID
+    kind: str
+    start_time: datetime
+
+
 DomainEvent = (
     EmailRequested
     | UserRegistered
@@ -190,6 +244,13 @@ DomainEvent = (
     | ChatMessageEdited
     | ChatMessageDeleted
     | ChatMembershipChanged
+    | EventCreated
+    | EventPublished
+    | EventCancelled
+    | RsvpConfirmed
+    | RsvpPromoted
+    | EventCheckedIn
+    | EventReminderDue
 )
 SELF_PUBLISHED_TYPES = frozenset({"chat.message.new", "chat.message.update", "chat.message.delete", "chat.membership"})
 # What gateways receive on ``chat.<chat_id>`` and ``user.<user_id>``.

@@ -17,11 +17,18 @@ from shared.bus import (
     CommentCreated,
     DomainEvent,
     EmailRequested,
+    EventCancelled,
+    EventCheckedIn,
+    EventCreated,
+    EventPublished,
+    EventReminderDue,
     FriendAccepted,
     FriendRequested,
     MediaDiscarded,
     MediaUploaded,
     PostCreated,
+    RsvpConfirmed,
+    RsvpPromoted,
     UserFollowed,
     UserRegistered,
     VouchCreated,
@@ -53,6 +60,10 @@ async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str |
             return None
         case ChatMessagePosted() | ChatMessageEdited() | ChatMessageDeleted() | ChatMembershipChanged():
             # Chat events only need their live subject; gateways deliver them.
+            return None
+        case EventCreated() | EventPublished() | EventCancelled() | EventCheckedIn() | EventReminderDue():
+            return None
+        case RsvpConfirmed() | RsvpPromoted():
             return None
         case _:
             assert_never(event)

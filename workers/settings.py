@@ -26,6 +26,7 @@ from shared.mail import Mailer
 from shared.storage import Storage
 from workers.context import EXIT_STACK_KEY, RESOURCES_KEY, SETTINGS_KEY, WorkerResources
 from workers.jobs.base import JobSpec
+from workers.jobs.events import send_event_reminders
 from workers.jobs.mail import SEND_EMAIL
 from workers.jobs.media import PROCESS_MEDIA, PURGE_MEDIA, sweep_abandoned_uploads
 from workers.jobs.system import heartbeat
@@ -58,6 +59,8 @@ def cron_jobs() -> list[CronJob]:
         cron(heartbeat, name="heartbeat", second=0, run_at_startup=True, timeout=10),
         # Hourly, so an abandoned upload outlives its 24 h by at most an hour.
         cron(sweep_abandoned_uploads, name="sweep_abandoned_uploads", minute=17, second=30, timeout=300),
+        # Every minute; exactly-once rests on event_reminders_sent, not on the schedule.
+        cron(send_event_reminders, name="event_reminders", second=30, run_at_startup=True, timeout=120),
     ]
 
 

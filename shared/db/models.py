@@ -5,6 +5,7 @@ from shared.db.base import Base
 from shared.domain.auth.models import AuthSession, OneTimeToken, RefreshToken
 from shared.domain.chat.models import Chat, ChatMessage, ChatParticipant
 from shared.domain.clubs.models import Club, ClubInvitation, ClubInviteLink, ClubMembership, ClubSpace
+from shared.domain.events.models import CalendarFeed, Event, EventStaff, ReminderSent, Rsvp, RsvpChange
 from shared.domain.media.models import Media, MediaAuditEntry, ModerationCase
 from shared.domain.posts.models import Comment, CommentReaction, Post, PostReaction
 from shared.domain.search import models as search_models
@@ -15,6 +16,7 @@ __all__ = [
     "AuthSession",
     "Base",
     "Block",
+    "CalendarFeed",
     "Chat",
     "ChatMessage",
     "ChatParticipant",
@@ -25,6 +27,8 @@ __all__ = [
     "ClubSpace",
     "Comment",
     "CommentReaction",
+    "Event",
+    "EventStaff",
     "Follow",
     "FriendRequest",
     "Friendship",
@@ -37,6 +41,9 @@ __all__ = [
     "Post",
     "PostReaction",
     "RefreshToken",
+    "ReminderSent",
+    "Rsvp",
+    "RsvpChange",
     "User",
     "Vouch",
     "search_models",
