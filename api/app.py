@@ -14,18 +14,34 @@ from litestar.response import Redirect
 
 from api import errors
 from api.controllers.auth import AuthController
+from api.controllers.chat import ChatController
+from api.controllers.clubs import ClubController
+from api.controllers.events import CalendarController, EventController, PublicEventController
 from api.controllers.gamification import BadgeController, LeaderboardController, StreakController
 from api.controllers.health import HealthController
+from api.controllers.media import MediaController, ModerationController
 from api.controllers.notifications import DeviceController, NotificationController
+from api.controllers.posts import PostController
+from api.controllers.search import SearchController
+from api.controllers.social import FriendController, InviteController, UserGraphController, VouchController
 from api.controllers.users import UserController
 from api.deps import (
     provide_auth_service,
     provide_badge_service,
     provide_caller,
+    provide_chat_service,
+    provide_club_service,
+    provide_event_service,
+    provide_invite_service,
     provide_leaderboard_service,
+    provide_media_service,
     provide_notification_service,
+    provide_post_service,
+    provide_search_service,
+    provide_social_service,
     provide_streak_service,
     provide_user_service,
+    provide_vouch_service,
 )
 from api.middleware import request_context_middleware, stamp_response
 from api.runtime import lifespan
@@ -61,6 +77,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
             StreakController,
             BadgeController,
             LeaderboardController,
+            ClubController,
+            ChatController,
+            UserGraphController,
+            FriendController,
+            VouchController,
+            InviteController,
+            MediaController,
+            ModerationController,
+            PostController,
+            SearchController,
+            EventController,
+            CalendarController,
+            PublicEventController,
             HealthController,
             MetricsController,
             docs,
@@ -73,6 +102,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "streak_service": Provide(provide_streak_service, sync_to_thread=False),
             "badge_service": Provide(provide_badge_service, sync_to_thread=False),
             "leaderboard_service": Provide(provide_leaderboard_service, sync_to_thread=False),
+            "club_service": Provide(provide_club_service, sync_to_thread=False),
+            "social_service": Provide(provide_social_service, sync_to_thread=False),
+            "vouch_service": Provide(provide_vouch_service, sync_to_thread=False),
+            "invite_service": Provide(provide_invite_service, sync_to_thread=False),
+            "media_service": Provide(provide_media_service, sync_to_thread=False),
+            "post_service": Provide(provide_post_service, sync_to_thread=False),
+            "search_service": Provide(provide_search_service, sync_to_thread=False),
+            "chat_service": Provide(provide_chat_service, sync_to_thread=False),
+            "event_service": Provide(provide_event_service, sync_to_thread=False),
             "caller": Provide(provide_caller, sync_to_thread=False),
         },
         middleware=[

@@ -13,8 +13,15 @@ from api.runtime import Runtime
 from shared import ids
 from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessClaims
+from shared.domain.chat.services import ChatService
+from shared.domain.clubs.services import ClubService
+from shared.domain.events.services import EventService
 from shared.domain.gamification.services import BadgeService, LeaderboardService, StreakService
+from shared.domain.media.services import MediaService
 from shared.domain.notifications.services import NotificationService
+from shared.domain.posts.services import PostService
+from shared.domain.search.services import SearchService
+from shared.domain.social.services import InviteService, SocialService, VouchService
 from shared.domain.users.services import UserService
 from shared.errors import NotFound
 
@@ -53,6 +60,51 @@ def provide_badge_service(state: State) -> BadgeService:
 def provide_leaderboard_service(state: State) -> LeaderboardService:
     """The leaderboard service."""
     return provide_runtime(state).leaderboards
+
+
+def provide_club_service(state: State) -> ClubService:
+    """The clubs, memberships and spaces service."""
+    return provide_runtime(state).clubs
+
+
+def provide_event_service(state: State) -> EventService:
+    """The events, RSVPs and calendars service."""
+    return provide_runtime(state).events
+
+
+def provide_social_service(state: State) -> SocialService:
+    """The friends, follows and blocks service."""
+    return provide_runtime(state).social
+
+
+def provide_vouch_service(state: State) -> VouchService:
+    """The vouches service."""
+    return provide_runtime(state).vouches
+
+
+def provide_invite_service(state: State) -> InviteService:
+    """The invite codes service."""
+    return provide_runtime(state).invites
+
+
+def provide_media_service(state: State) -> MediaService:
+    """The media service."""
+    return provide_runtime(state).media
+
+
+def provide_post_service(state: State) -> PostService:
+    """The posts, comments, reactions and feeds service."""
+    return provide_runtime(state).posts
+
+
+def provide_search_service(state: State) -> SearchService:
+    """The search service."""
+    return provide_runtime(state).search
+
+
+def provide_chat_service(state: State) -> ChatService:
+    """The chat service (shared with the realtime gateway's code path)."""
+    return provide_runtime(state).chat
 
 
 def provide_caller(request: Request[AccessClaims, Any, Any]) -> AccessClaims:

@@ -26,7 +26,7 @@ from shared.errors import (
 )
 
 PROBLEM_JSON = "application/problem+json"
-_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+_UNKNOWN_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
 log = structlog.get_logger("api.errors")
 
 _STATUS: dict[type[DomainError], int] = {

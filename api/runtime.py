@@ -17,10 +17,18 @@ from shared.db.session import create_engine, create_read_session_factory, create
 from shared.domain.auth.access import AccessChecker
 from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessTokens
+from shared.domain.chat.services import ChatLimits, ChatService
+from shared.domain.clubs.services import ClubService
+from shared.domain.events.services import EventService
 from shared.domain.gamification.services import BadgeService, LeaderboardService, StreakService
+from shared.domain.media.services import MediaService
 from shared.domain.notifications.services import NotificationService, UnsubscribeTokens
+from shared.domain.posts.services import PostService
+from shared.domain.search.services import SearchService
+from shared.domain.social.services import InviteService, SocialService, VouchService
 from shared.domain.users.services import UserService
 from shared.ratelimit import RateLimiter
+from shared.storage import Storage
 
 
 @dataclass
@@ -39,6 +47,15 @@ class Runtime:
     streaks: StreakService
     badges: BadgeService
     leaderboards: LeaderboardService
+    clubs: ClubService
+    social: SocialService
+    vouches: VouchService
+    invites: InviteService
+    media: MediaService
+    posts: PostService
+    search: SearchService
+    chat: ChatService
+    events: EventService
     auth_limiter: RateLimiter
     draining: bool = field(default=False)
 
@@ -51,6 +68,8 @@ async def open_runtime(settings: Settings) -> Runtime:
     redis = Redis.from_url(settings.redis_url)
     nc = await nats.connect(settings.nats_url, name="tribe-api", max_reconnect_attempts=-1)
     tokens = AccessTokens(settings)
+    media = MediaService(settings, sessions, reads, Storage(settings))
+    posts = PostService(sessions, reads)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -59,11 +78,20 @@ async def open_runtime(settings: Settings) -> Runtime:
         nats=nc,
         access=AccessChecker(tokens, reads),
         auth=AuthService(settings, sessions, tokens),
-        users=UserService(sessions, reads),
         notifications=NotificationService(sessions, reads, UnsubscribeTokens(settings.jwt_secret)),
         streaks=StreakService(sessions, reads),
         badges=BadgeService(reads),
         leaderboards=LeaderboardService(reads, redis),
+        users=UserService(sessions, reads, media),
+        clubs=ClubService(settings, sessions),
+        social=SocialService(sessions),
+        vouches=VouchService(sessions),
+        invites=InviteService(sessions),
+        media=media,
+        posts=posts,
+        search=SearchService(reads, posts),
+        chat=ChatService(sessions, redis, nc, ChatLimits.from_settings(settings)),
+        events=EventService(settings, sessions),
         auth_limiter=RateLimiter(redis, settings.auth_rate_limit_per_minute),
     )
 
@@ -71,6 +99,7 @@ async def open_runtime(settings: Settings) -> Runtime:
 async def close_runtime(runtime: Runtime) -> None:
     """Drain NATS and close the pools."""
     runtime.draining = True
+    await runtime.chat.close()
     if runtime.nats.is_connected:
         await runtime.nats.drain()
     await runtime.redis.aclose()

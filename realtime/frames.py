@@ -10,6 +10,8 @@ from typing import Annotated
 
 import msgspec
 
+from shared.domain.chat.schemas import MAX_MENTIONS, ClientMessageId, Message, MessageContent, PublicId
+
 PROTOCOL_VERSION = 1
 
 # A JWT is a few hundred bytes; the cap keeps a hostile init frame cheap to reject.
@@ -32,13 +34,61 @@ class ConnectionInit(Frame, tag="connection.init", frozen=True):
 
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TOKEN_CHARS)]
     client: Annotated[str, msgspec.Meta(max_length=MAX_CLIENT_CHARS)] | None = None
+    # chat id -> the last seq the client has; everything after it is replayed before live frames.
+    resume: dict[PublicId, Annotated[int, msgspec.Meta(ge=0)]] | None = None
 
 
 class Ping(Frame, tag="ping", frozen=True):
     """An application-level liveness check; answered with :class:`Pong`."""
 
 
-ClientFrame = ConnectionInit | Ping
+class MessageSend(Frame, tag="message.send", frozen=True):
+    """Store a message; answered with :class:`Ack` (or an error whose ``ref`` is the client id)."""
+
+    chat_id: PublicId
+    client_message_id: ClientMessageId
+    content: MessageContent
+    reply_to: PublicId | None = None
+    mentions: Annotated[list[PublicId], msgspec.Meta(max_length=MAX_MENTIONS)] = msgspec.field(default_factory=list)
+
+
+class MessageEdit(Frame, tag="message.edit", frozen=True):
+    """Replace the content of one's own message; everyone gets ``message.update``."""
+
+    chat_id: PublicId
+    message_id: PublicId
+    content: MessageContent
+
+
+class MessageDelete(Frame, tag="message.delete", frozen=True):
+    """Delete a message; everyone gets ``message.delete`` with the tombstone."""
+
+    chat_id: PublicId
+    message_id: PublicId
+
+
+class TypingStart(Frame, tag="typing.start", frozen=True):
+    """The user is typing in a chat (lapses after the typing TTL unless repeated)."""
+
+    chat_id: PublicId
+
+
+class TypingStop(Frame, tag="typing.stop", frozen=True):
+    """The user stopped typing."""
+
+    chat_id: PublicId
+
+
+class DeliveryRead(Frame, tag="delivery.read", frozen=True):
+    """The user has read up to ``message_id``."""
+
+    chat_id: PublicId
+    message_id: PublicId
+
+
+ClientFrame = (
+    ConnectionInit | Ping | MessageSend | MessageEdit | MessageDelete | TypingStart | TypingStop | DeliveryRead
+)
 
 
 # Gateway → client
@@ -61,9 +111,101 @@ class ErrorFrame(Frame, tag="error", frozen=True):
 
     code: str
     message: str
+    # What the failed frame referred to: the client_message_id of a send, else the message or chat id.
+    ref: str | None = None
 
 
-ServerFrame = ConnectionAck | Pong | ErrorFrame
+class Ack(Frame, tag="ack", frozen=True):
+    """A ``message.send`` is stored; the same answer for a resend."""
+
+    ack_token: str
+    message_id: str
+    client_message_id: str
+    chat_id: str
+    seq: int
+
+
+class MessageNew(Frame, tag="message.new", frozen=True):
+    """A message in one of the user's chats (live or replayed on resume)."""
+
+    chat_id: str
+    seq: int
+    message: Message
+
+
+class MessageUpdate(Frame, tag="message.update", frozen=True):
+    """A message was edited."""
+
+    chat_id: str
+    seq: int
+    message: Message
+
+
+class MessageDeleted(Frame, tag="message.delete", frozen=True):
+    """A message was deleted; ``message`` is its tombstone."""
+
+    chat_id: str
+    seq: int
+    message: Message
+
+
+class TypingStarted(Frame, tag="typing.start", frozen=True):
+    """Someone is typing; assume they stopped after ``expires_in_ms`` without another frame."""
+
+    chat_id: str
+    user_id: str
+    expires_in_ms: int
+
+
+class TypingStopped(Frame, tag="typing.stop", frozen=True):
+    """Someone stopped typing (or their typing state lapsed)."""
+
+    chat_id: str
+    user_id: str
+
+
+class ReadReceipt(Frame, tag="delivery.read", frozen=True):
+    """A participant's read position moved forward."""
+
+    chat_id: str
+    user_id: str
+    message_id: str | None
+    seq: int
+
+
+class ChatJoined(Frame, tag="chat.joined", frozen=True):
+    """The user is now in this chat; its frames follow from here on."""
+
+    chat_id: str
+
+
+class ChatLeft(Frame, tag="chat.left", frozen=True):
+    """The user left (or was removed from) this chat; no more of its frames."""
+
+    chat_id: str
+
+
+class ResumeDone(Frame, tag="resume.done", frozen=True):
+    """Every missed message of the ``resume`` map has been replayed; live frames follow."""
+
+    replayed: int
+
+
+ServerFrame = (
+    ConnectionAck
+    | Pong
+    | ErrorFrame
+    | Ack
+    | MessageNew
+    | MessageUpdate
+    | MessageDeleted
+    | TypingStarted
+    | TypingStopped
+    | ReadReceipt
+    | ChatJoined
+    | ChatLeft
+    | ResumeDone
+)
 
 
 class FrameError(Exception):

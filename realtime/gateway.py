@@ -6,6 +6,7 @@ import asyncio
 import http
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -20,19 +21,32 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
+from realtime.fanout import ChatFanout
 from realtime.frames import (
+    Ack,
+    ClientFrame,
     ConnectionAck,
     ConnectionInit,
+    DeliveryRead,
     ErrorFrame,
     FrameError,
+    MessageDelete,
+    MessageEdit,
+    MessageNew,
+    MessageSend,
     Ping,
     Pong,
+    ResumeDone,
+    TypingStart,
+    TypingStop,
     decode_client_frame,
 )
 from realtime.registry import Connection, ConnectionRegistry
 from shared import ids
 from shared.domain.auth.tokens import AccessClaims
-from shared.errors import DomainError, Unauthenticated, Unavailable
+from shared.domain.chat.schemas import SendMessageRequest
+from shared.domain.chat.services import REPLAY_BATCH, ChatService
+from shared.errors import DomainError, InvalidInput, NotFound, Unauthenticated, Unavailable
 
 log: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger("realtime.gateway")
 
@@ -64,6 +78,8 @@ class GatewayOptions:
     auth_timeout: float = 5.0
     nats_name: str = "tribe-realtime"
     nats_startup_attempts: int = 5
+    # Frames waiting for one slow client before it is closed with 1013.
+    send_queue_frames: int = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +95,7 @@ class Health(msgspec.Struct, frozen=True):
     status: str
     connections: int
     nats: str
+    subscriptions: int
 
 
 def parse_route(path: str) -> Route | None:
@@ -98,11 +115,20 @@ def parse_route(path: str) -> Route | None:
 class Gateway:
     """Owns the WebSocket server, the registry of open connections and the NATS connection."""
 
-    def __init__(self, authenticator: Authenticator, nats_url: str, options: GatewayOptions | None = None) -> None:
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        nats_url: str,
+        chat: Callable[[NatsClient], ChatService],
+        options: GatewayOptions | None = None,
+    ) -> None:
         self.options = options or GatewayOptions()
         self.registry = ConnectionRegistry()
         self._authenticator = authenticator
         self._nats_url = nats_url
+        self._chat_factory = chat
+        self._chat: ChatService | None = None
+        self._fanout: ChatFanout | None = None
         self._nats: NatsClient | None = None
         self._server: Server | None = None
         self._draining = False
@@ -130,9 +156,25 @@ class Gateway:
             return []
         return [sock.getsockname()[1] for sock in self._server.sockets]
 
+    @property
+    def chat(self) -> ChatService:
+        """The chat service (the same one the REST API uses)."""
+        if self._chat is None:
+            raise RuntimeError("gateway not started")
+        return self._chat
+
+    @property
+    def fanout(self) -> ChatFanout:
+        """NATS subscriptions of this process and delivery to sockets."""
+        if self._fanout is None:
+            raise RuntimeError("gateway not started")
+        return self._fanout
+
     async def start(self, host: str, port: int) -> None:
         """Connect to NATS, then listen on ``host:port``."""
         self._nats = await self._connect_nats()
+        self._chat = self._chat_factory(self._nats)
+        self._fanout = ChatFanout(self._nats)
         try:
             self._server = await serve(
                 self._handle,
@@ -170,6 +212,8 @@ class Gateway:
                 log.warning("gateway.close_timeout", aborted=len(stuck))
                 for websocket in stuck:
                     websocket.transport.abort()
+        if self._chat is not None:
+            await self._chat.close()
         if self._nats is not None:
             await self._drain_nats(self._nats)
         log.info("gateway.stopped")
@@ -192,6 +236,7 @@ class Gateway:
             status="draining" if self._draining else "ok",
             connections=len(self.registry),
             nats=_nats_state(self._nats),
+            subscriptions=self._fanout.subscriptions if self._fanout else 0,
         )
         return _json_response(websocket, status, msgspec.json.encode(body))
 
@@ -212,6 +257,8 @@ class Gateway:
         finally:
             if connection is not None:
                 self.registry.discard(connection)
+                await self.fanout.forget(connection)
+                await connection.stop()
                 log.info(
                     "connection.closed",
                     user_id=ids.encode(ids.Prefix.USER, connection.user_id),
@@ -249,6 +296,15 @@ class Gateway:
         if self._draining:
             await _reject(websocket, CloseCode.SERVICE_RESTART, "service_restart")
             return None
+        try:
+            chat_ids = await self._chats_of(claims.user_id, route)
+        except NotFound:
+            await _reject(websocket, CloseCode.POLICY_VIOLATION, "chat_not_found")
+            return None
+        except Exception as exc:
+            log.warning("connection.chats_unavailable", error=type(exc).__name__)
+            await _reject(websocket, CloseCode.TRY_AGAIN_LATER, "unavailable")
+            return None
         connection = Connection(
             websocket=websocket,
             user_id=claims.user_id,
@@ -256,29 +312,83 @@ class Gateway:
             client=frame.client,
             chat_id=route.chat_id,
             roles=claims.roles,
+            queue_frames=self.options.send_queue_frames,
         )
-        # Registered before the ack, so nothing fanned out after the client sees the ack can miss it.
+        connection.start()
         self.registry.add(connection)
         try:
-            await connection.send(
-                ConnectionAck(
-                    user_id=ids.encode(ids.Prefix.USER, claims.user_id),
-                    session_id=ids.encode(ids.Prefix.SESSION, claims.session_id),
-                    heartbeat_ms=self.heartbeat_ms,
-                )
-            )
+            await self._attach(connection, chat_ids, frame.resume)
         except BaseException:
             self.registry.discard(connection)
+            await self.fanout.forget(connection)
+            await connection.stop()
             raise
+        return connection
+
+    async def _attach(self, connection: Connection, chat_ids: list[uuid.UUID], resume: dict[str, int] | None) -> None:
+        """Acknowledge, subscribe to the user's chats, and replay what a resuming client missed."""
+        await connection.send(
+            ConnectionAck(
+                user_id=ids.encode(ids.Prefix.USER, connection.user_id),
+                session_id=ids.encode(ids.Prefix.SESSION, connection.session_id),
+                heartbeat_ms=self.heartbeat_ms,
+            )
+        )
+        # Live frames are held from before the subscriptions exist until the replay is done,
+        # so nothing committed in between is missed and nothing replayed is sent twice.
+        if resume:
+            connection.held = []
+        await self.fanout.watch_user(connection)
+        for chat_id in chat_ids:
+            await self.fanout.join_chat(connection, chat_id)
         log.info(
             "connection.open",
-            user_id=ids.encode(ids.Prefix.USER, claims.user_id),
-            session_id=ids.encode(ids.Prefix.SESSION, claims.session_id),
-            client=frame.client,
-            chat_id=ids.encode(ids.Prefix.CHAT, route.chat_id) if route.chat_id else None,
-            remote=_remote(websocket),
+            user_id=ids.encode(ids.Prefix.USER, connection.user_id),
+            session_id=ids.encode(ids.Prefix.SESSION, connection.session_id),
+            client=connection.client,
+            chat_id=ids.encode(ids.Prefix.CHAT, connection.chat_id) if connection.chat_id else None,
+            chats=len(chat_ids),
+            remote=_remote(connection.websocket),
         )
-        return connection
+        if resume:
+            await self._replay(connection, resume)
+
+    async def _chats_of(self, user_id: uuid.UUID, route: Route) -> list[uuid.UUID]:
+        """The chats a new socket follows: the one in its path (if a member), else all of the user's."""
+        if route.chat_id is not None:
+            await self.chat.require_member(user_id, route.chat_id)
+            return [route.chat_id]
+        return await self.chat.chat_ids_of(user_id)
+
+    async def _replay(self, connection: Connection, resume: dict[str, int]) -> None:
+        """Send every message after each given seq, oldest first, then release the held live frames."""
+        replayed_up_to: dict[uuid.UUID, int] = {}
+        count = 0
+        for public_id, last_seq in resume.items():
+            try:
+                chat_id = ids.decode(ids.Prefix.CHAT, public_id)
+            except ids.InvalidId:
+                chat_id = None
+            if chat_id is None or chat_id not in connection.chats:
+                await connection.send(ErrorFrame(code="chat_not_found", message="no such chat", ref=public_id))
+                continue
+            after = last_seq
+            while True:
+                try:
+                    batch = await self.chat.messages_after(connection.user_id, chat_id, after)
+                except DomainError as exc:
+                    await connection.send(ErrorFrame(code=exc.code, message=exc.detail, ref=public_id))
+                    break
+                for message in batch:
+                    await connection.send(MessageNew(chat_id=message.chat_id, seq=message.seq, message=message))
+                count += len(batch)
+                if batch:
+                    after = batch[-1].seq
+                if len(batch) < REPLAY_BATCH:
+                    break
+            replayed_up_to[chat_id] = after
+        await connection.send(ResumeDone(replayed=count))
+        connection.release(replayed_up_to)
 
     async def _authenticate(self, token: str) -> AccessClaims:
         """The claims behind ``token``; database trouble becomes :class:`Unavailable`."""
@@ -292,7 +402,7 @@ class Gateway:
             raise Unavailable("cannot verify the session now") from exc
 
     async def _serve(self, connection: Connection) -> None:
-        """Answer frames until the client goes away."""
+        """Answer frames, one at a time and in order, until the client goes away."""
         async for message in connection.websocket:
             if isinstance(message, bytes):
                 await connection.send(ErrorFrame(code="bad_frame", message="frames are JSON text messages"))
@@ -302,10 +412,64 @@ class Gateway:
             except FrameError as exc:
                 await connection.send(ErrorFrame(code="bad_frame", message=str(exc)))
                 continue
-            if isinstance(frame, Ping):
+            try:
+                await self._dispatch(connection, frame)
+            except DomainError as exc:
+                await connection.send(ErrorFrame(code=exc.code, message=_describe(exc), ref=_ref(frame)))
+            except Exception as exc:
+                # Database or Redis trouble: this frame failed, the socket and later frames go on.
+                log.warning("frame.failed", frame=type(frame).__name__, error=type(exc).__name__, detail=str(exc))
+                await connection.send(ErrorFrame(code="unavailable", message="try again shortly", ref=_ref(frame)))
+
+    async def _dispatch(self, connection: Connection, frame: ClientFrame) -> None:
+        user = connection.user_id
+        match frame:
+            case Ping():
                 await connection.send(Pong())
-            elif isinstance(frame, ConnectionInit):
+            case ConnectionInit():
                 await connection.send(ErrorFrame(code="bad_frame", message="connection already initialised"))
+            case MessageSend():
+                request = SendMessageRequest(
+                    client_message_id=frame.client_message_id,
+                    content=frame.content,
+                    reply_to=frame.reply_to,
+                    mentions=frame.mentions,
+                )
+                sent = await self.chat.send_message(user, self._chat_id(connection, frame.chat_id), request)
+                accepted = sent.accepted
+                await connection.send(
+                    Ack(
+                        ack_token=accepted.ack_token,
+                        message_id=accepted.message_id,
+                        client_message_id=accepted.client_message_id,
+                        chat_id=accepted.chat_id,
+                        seq=accepted.seq,
+                    )
+                )
+            case MessageEdit():
+                await self.chat.edit_message(
+                    user,
+                    self._chat_id(connection, frame.chat_id),
+                    _path_id(ids.Prefix.MESSAGE, frame.message_id),
+                    frame.content,
+                )
+            case MessageDelete():
+                await self.chat.delete_message(
+                    user, self._chat_id(connection, frame.chat_id), _path_id(ids.Prefix.MESSAGE, frame.message_id)
+                )
+            case TypingStart() | TypingStop():
+                await self.chat.set_typing(
+                    user, self._chat_id(connection, frame.chat_id), isinstance(frame, TypingStart)
+                )
+            case DeliveryRead():
+                await self.chat.mark_read(user, self._chat_id(connection, frame.chat_id), frame.message_id)
+
+    def _chat_id(self, connection: Connection, public_id: str) -> uuid.UUID:
+        """The chat a frame names; a socket opened on one chat may only act on that chat."""
+        chat_id = _path_id(ids.Prefix.CHAT, public_id)
+        if connection.chat_id is not None and chat_id != connection.chat_id:
+            raise NotFound("this socket belongs to another chat", code="chat_not_found")
+        return chat_id
 
     # NATS
 
@@ -348,6 +512,33 @@ class Gateway:
             # A drain can fail while reconnecting; closing still releases the socket.
             log.warning("nats.drain_failed", error=type(exc).__name__)
             await client.close()
+
+
+def _path_id(prefix: ids.Prefix, value: str) -> uuid.UUID:
+    try:
+        return ids.decode(prefix, value)
+    except ids.InvalidId:
+        raise NotFound(
+            f"no such {prefix.value}", code="chat_not_found" if prefix is ids.Prefix.CHAT else "not_found"
+        ) from None
+
+
+def _ref(frame: ClientFrame) -> str | None:
+    """What an error frame refers to: a send's client id, else the message or chat the frame named."""
+    match frame:
+        case MessageSend():
+            return frame.client_message_id
+        case MessageEdit() | MessageDelete() | DeliveryRead():
+            return frame.message_id
+        case TypingStart() | TypingStop():
+            return frame.chat_id
+    return None
+
+
+def _describe(exc: DomainError) -> str:
+    if isinstance(exc, InvalidInput) and exc.errors:
+        return "; ".join(f"{e.field}: {e.message}" for e in exc.errors)
+    return exc.detail
 
 
 async def _reject(websocket: ServerConnection, code: CloseCode, reason: str) -> None:

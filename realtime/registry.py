@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
 
 from realtime.frames import ServerFrame, encode_frame
+
+DEFAULT_QUEUE_FRAMES = 1024
+# Frames go straight to the socket while its kernel-side buffer holds less than this; beyond it
+# the client is behind and frames wait in the bounded queue instead.
+DIRECT_WRITE_LIMIT = 256 * 1024
 
 
 @dataclass(slots=True, eq=False)
 class Connection:
-    """One authenticated socket and who is on the other end of it."""
+    """One authenticated socket, who is on the other end of it, and its bounded outgoing queue.
+
+    A frame is written at once when nothing is queued and the socket keeps up (the cheap path
+    ``websockets.broadcast`` takes); otherwise it waits in a bounded queue drained by one writer
+    task, so a slow client only fills its own queue. When that overflows the socket is closed
+    with 1013 and the client resumes later.
+    """
 
     websocket: ServerConnection
     user_id: uuid.UUID
@@ -22,10 +37,89 @@ class Connection:
     # Set when the socket was opened on /v1/chats/{chat_id}/ws.
     chat_id: uuid.UUID | None = None
     roles: tuple[str, ...] = ()
+    queue_frames: int = DEFAULT_QUEUE_FRAMES
+    # Chats whose frames this connection receives.
+    chats: set[uuid.UUID] = field(default_factory=set)
+    # While a resume replays history, live frames wait here: (chat_id, seq or None, data).
+    held: list[tuple[uuid.UUID, int | None, bytes]] | None = None
+    _queue: asyncio.Queue[bytes] | None = None
+    _writer: asyncio.Task[None] | None = None
+    _closing: asyncio.Task[None] | None = None
+    _writing: bool = False
+
+    def start(self) -> None:
+        """Start the writer task (call once, before the first frame)."""
+        self._queue = asyncio.Queue(self.queue_frames)
+        self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def stop(self) -> None:
+        """Stop the writer task."""
+        for task in (self._writer, self._closing):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                    await task
 
     async def send(self, frame: ServerFrame) -> None:
-        """Write ``frame`` as one text message."""
-        await self.websocket.send(encode_frame(frame), text=True)
+        """Send ``frame``, waiting for room in the queue (for replies and replays the client awaits)."""
+        assert self._queue is not None
+        data = encode_frame(frame)
+        if not self._write_now(data):
+            await self._queue.put(data)
+
+    def offer(self, data: bytes) -> None:
+        """Send an encoded frame without waiting; a full queue closes the socket with 1013."""
+        assert self._queue is not None
+        if self._write_now(data):
+            return
+        try:
+            self._queue.put_nowait(data)
+        except asyncio.QueueFull:
+            if self._closing is None:
+                self._closing = asyncio.get_running_loop().create_task(
+                    self.websocket.close(CloseCode.TRY_AGAIN_LATER, "slow_consumer")
+                )
+
+    def _write_now(self, data: bytes) -> bool:
+        """Write ``data`` straight to the socket if that keeps the frame order and the client keeps up."""
+        assert self._queue is not None
+        if self._writing or not self._queue.empty() or self._closing is not None:
+            return False
+        if self.websocket.transport.get_write_buffer_size() >= DIRECT_WRITE_LIMIT:
+            return False
+        # A failure means the socket is closing; its handler cleans up.
+        with contextlib.suppress(ExceptionGroup):
+            broadcast([self.websocket], data, raise_exceptions=True, text=True)
+        return True
+
+    def deliver(self, chat_id: uuid.UUID, seq: int | None, data: bytes) -> None:
+        """A live frame of ``chat_id``: held back during a resume, else queued."""
+        if self.held is not None:
+            self.held.append((chat_id, seq, data))
+        else:
+            self.offer(data)
+
+    def release(self, replayed_up_to: dict[uuid.UUID, int]) -> None:
+        """End a resume: queue the held frames, minus messages the replay already sent."""
+        held, self.held = self.held or [], None
+        for chat_id, seq, data in held:
+            if seq is not None and seq <= replayed_up_to.get(chat_id, -1):
+                continue
+            self.offer(data)
+
+    async def _write(self) -> None:
+        assert self._queue is not None
+        try:
+            while True:
+                data = await self._queue.get()
+                # Set before the first await, so offer() queues behind this frame instead of overtaking it.
+                self._writing = True
+                try:
+                    await self.websocket.send(data, text=True)
+                finally:
+                    self._writing = False
+        except ConnectionClosed:
+            pass
 
 
 class ConnectionRegistry:

@@ -8,12 +8,15 @@ import signal
 
 import structlog
 import uvloop
+from nats.aio.client import Client as NatsClient
+from redis.asyncio import Redis
 
 from realtime.gateway import Gateway, GatewayOptions
 from shared.config import Settings, SettingsError, get_settings
-from shared.db.session import create_engine, create_read_session_factory
+from shared.db.session import create_engine, create_read_session_factory, create_session_factory
 from shared.domain.auth.access import AccessChecker
 from shared.domain.auth.tokens import AccessTokens
+from shared.domain.chat.services import ChatLimits, ChatService
 from shared.logging import configure_logging
 
 log: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger("realtime.server")
@@ -47,9 +50,15 @@ def main(
 
 async def _run(settings: Settings, host: str, port: int, options: GatewayOptions) -> int:
     engine = create_engine(settings)
+    redis = Redis.from_url(settings.redis_url)
     try:
+        sessions = create_session_factory(engine)
         checker = AccessChecker(AccessTokens(settings), create_read_session_factory(engine))
-        gateway = Gateway(checker, settings.nats_url, options)
+
+        def chat_service(nats: NatsClient) -> ChatService:
+            return ChatService(sessions, redis, nats, ChatLimits.from_settings(settings))
+
+        gateway = Gateway(checker, settings.nats_url, chat_service, options)
         # Installed before start-up, so a SIGTERM during it still ends in a clean exit.
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -65,4 +74,5 @@ async def _run(settings: Settings, host: str, port: int, options: GatewayOptions
         await gateway.shutdown()
         return 0
     finally:
+        await redis.aclose()
         await engine.dispose()

@@ -2,7 +2,7 @@
 
 A service appends events with :func:`record` inside its transaction; the worker's
 outbox relay later turns each row into an arq job (job id = row id) and a NATS
-message on :func:`subject_for`. Nothing is published for a transaction that rolled back.
+message on :func:`publish_subject`. Nothing is published for a transaction that rolled back.
 """
 
 from __future__ import annotations
@@ -12,14 +12,21 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import Index, String, func, text
+from sqlalchemy import Index, String, func, insert, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.base import Base, UUIDv7Key
+from shared.domain.chat.schemas import Message
+from shared.ids import uuid7
 
+# Chat events are published by the service that commits them; the relay only steps in for a row
+# still unpublished this long after its commit (the service crashed or NATS was down).
+SELF_PUBLISH_GRACE_SECONDS = 5
 EVENTS_SUBJECT_PREFIX = "events"
+CHAT_SUBJECT_PREFIX = "chat"
+USER_SUBJECT_PREFIX = "user"
 OUTBOX_CHANNEL = "tribe_outbox"
 
 
@@ -38,8 +45,24 @@ class EmailRequested(Event, frozen=True, kw_only=True, tag="email.requested"):
 
 
 class UserRegistered(Event, frozen=True, kw_only=True, tag="user.registered"):
-    """A new account exists."""
+    """A new account exists; ``invited_by`` is the owner of the invite code it signed up with."""
 
+    user_id: uuid.UUID
+    invited_by: uuid.UUID | None = None
+
+
+class ClubCreated(Event, frozen=True, kw_only=True, tag="club.created"):
+    """A club, community or circle was created by ``owner_id``."""
+
+    club_id: uuid.UUID
+    owner_id: uuid.UUID
+    kind: str
+
+
+class ClubMemberJoined(Event, frozen=True, kw_only=True, tag="club.member_joined"):
+    """``user_id`` became an active member of ``club_id`` (owners at creation excluded)."""
+
+    club_id: uuid.UUID
     user_id: uuid.UUID
 
 
@@ -68,9 +91,203 @@ class BadgeEarned(Event, frozen=True, kw_only=True, tag="badge.earned"):
     badge_code: str
 
 
-DomainEvent = EmailRequested | UserRegistered | NotificationCreated | StreakActivityRecorded | BadgeEarned
+class FriendRequested(Event, frozen=True, kw_only=True, tag="friend.requested"):
+    """``sender_id`` asked ``recipient_id`` to be friends."""
+
+    request_id: uuid.UUID
+    sender_id: uuid.UUID
+    recipient_id: uuid.UUID
+
+
+class FriendAccepted(Event, frozen=True, kw_only=True, tag="friend.accepted"):
+    """``accepter_id`` accepted the friend request of ``requester_id``; they are now friends."""
+
+    request_id: uuid.UUID
+    requester_id: uuid.UUID
+    accepter_id: uuid.UUID
+
+
+class UserFollowed(Event, frozen=True, kw_only=True, tag="user.followed"):
+    """``follower_id`` started following ``followee_id``."""
+
+    follower_id: uuid.UUID
+    followee_id: uuid.UUID
+
+
+class VouchCreated(Event, frozen=True, kw_only=True, tag="vouch.created"):
+    """``voucher_id`` vouched for ``vouchee_id``."""
+
+    vouch_id: uuid.UUID
+    voucher_id: uuid.UUID
+    vouchee_id: uuid.UUID
+
+
+class MediaUploaded(Event, frozen=True, kw_only=True, tag="media.uploaded"):
+    """A media item's bytes were verified; its variants are to be made."""
+
+    media_id: uuid.UUID
+
+
+class MediaDiscarded(Event, frozen=True, kw_only=True, tag="media.discarded"):
+    """A media item was deleted or rejected; its objects are to be removed."""
+
+    media_id: uuid.UUID
+    object_keys: list[str]
+
+
+class PostCreated(Event, frozen=True, kw_only=True, tag="post.created"):
+    """``author_id`` posted; ``club_id`` is ``None`` for a post on the author's profile."""
+
+    post_id: uuid.UUID
+    author_id: uuid.UUID
+    club_id: uuid.UUID | None
+
+
+class CommentCreated(Event, frozen=True, kw_only=True, tag="comment.created"):
+    """``author_id`` commented on ``post_id`` (a reply when ``parent_id`` is set)."""
+
+    comment_id: uuid.UUID
+    post_id: uuid.UUID
+    author_id: uuid.UUID
+    post_author_id: uuid.UUID
+    parent_id: uuid.UUID | None
+    club_id: uuid.UUID | None
+
+
+class ChatMessagePosted(Event, frozen=True, kw_only=True, tag="chat.message.new"):
+    """A message was stored in a chat."""
+
+    message: Message
+
+
+class ChatMessageEdited(Event, frozen=True, kw_only=True, tag="chat.message.update"):
+    """A message's content changed."""
+
+    message: Message
+
+
+class ChatMessageDeleted(Event, frozen=True, kw_only=True, tag="chat.message.delete"):
+    """A message became a tombstone (``message.content`` is ``None``)."""
+
+    message: Message
+
+
+class ChatMembershipChanged(Event, frozen=True, kw_only=True, tag="chat.membership"):
+    """A user joined (``member``) or left a chat; gateways (un)subscribe that user's sockets."""
+
+    chat_id: str
+    user_id: str
+    member: bool
+
+
+class ChatTyping(Event, frozen=True, kw_only=True, tag="chat.typing"):
+    """A participant started or stopped typing; live only, never stored."""
+
+    chat_id: str
+    user_id: str
+    typing: bool
+    expires_in_ms: int
+
+
+class ChatRead(Event, frozen=True, kw_only=True, tag="chat.read"):
+    """A participant's read position moved forward; live only (the position itself is stored)."""
+
+    chat_id: str
+    user_id: str
+    message_id: str | None
+    seq: int
+
+
+class EventCreated(Event, frozen=True, kw_only=True, tag="event.created"):
+    """``organizer_id`` created the draft event ``event_id``."""
+
+    event_id: uuid.UUID
+    organizer_id: uuid.UUID
+
+
+class EventPublished(Event, frozen=True, kw_only=True, tag="event.published"):
+    """``event_id`` is published; the chat feature opens its event chat on this."""
+
+    event_id: uuid.UUID
+    organizer_id: uuid.UUID
+
+
+class EventCancelled(Event, frozen=True, kw_only=True, tag="event.cancelled"):
+    """``event_id`` was cancelled; ``attendee_ids`` (confirmed, waitlisted, pending, maybe) are to be told."""
+
+    event_id: uuid.UUID
+    attendee_ids: list[uuid.UUID]
+
+
+class RsvpConfirmed(Event, frozen=True, kw_only=True, tag="rsvp.confirmed"):
+    """``user_id`` holds confirmed seats (and a ticket) at ``event_id``."""
+
+    event_id: uuid.UUID
+    rsvp_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+class RsvpPromoted(Event, frozen=True, kw_only=True, tag="rsvp.promoted"):
+    """``user_id`` moved from the waitlist to confirmed at ``event_id``."""
+
+    event_id: uuid.UUID
+    rsvp_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+class EventCheckedIn(Event, frozen=True, kw_only=True, tag="event.checked_in"):
+    """``user_id``'s ticket was scanned at ``event_id`` (badges count these)."""
+
+    event_id: uuid.UUID
+    rsvp_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+class EventReminderDue(Event, frozen=True, kw_only=True, tag="event.reminder_due"):
+    """Remind ``user_id`` that ``event_id`` starts at ``start_time`` (``kind`` 24h or 1h before)."""
+
+    event_id: uuid.UUID
+    user_id: uuid.UUID
+    kind: str
+    start_time: datetime
+
+
+DomainEvent = (
+    EmailRequested
+    | UserRegistered
+    | ClubCreated
+    | ClubMemberJoined
+    | FriendRequested
+    | FriendAccepted
+    | UserFollowed
+    | VouchCreated
+    | MediaUploaded
+    | MediaDiscarded
+    | PostCreated
+    | CommentCreated
+    | ChatMessagePosted
+    | ChatMessageEdited
+    | ChatMessageDeleted
+    | ChatMembershipChanged
+    | EventCreated
+    | EventPublished
+    | EventCancelled
+    | RsvpConfirmed
+    | RsvpPromoted
+    | EventCheckedIn
+    | EventReminderDue
+    | NotificationCreated
+    | StreakActivityRecorded
+    | BadgeEarned
+)
+SELF_PUBLISHED_TYPES = frozenset({"chat.message.new", "chat.message.update", "chat.message.delete", "chat.membership"})
+# What gateways receive on ``chat.<chat_id>`` and ``user.<user_id>``.
+ChatLiveEvent = (
+    ChatMessagePosted | ChatMessageEdited | ChatMessageDeleted | ChatMembershipChanged | ChatTyping | ChatRead
+)
 
 _decoder = msgspec.json.Decoder(DomainEvent)
+_live_decoder = msgspec.json.Decoder(ChatLiveEvent)
 
 
 def event_type(event: Event) -> str:
@@ -85,9 +302,37 @@ def subject_for(event_type_: str) -> str:
     return f"{EVENTS_SUBJECT_PREFIX}.{event_type_}"
 
 
-def user_subject(user_id: uuid.UUID) -> str:
-    """The NATS subject of one user's live feed (gateways forward it to that user's sockets)."""
-    return f"user.{user_id}"
+def chat_subject(chat_id: str) -> str:
+    """The live subject of one chat (``chat_id`` is the public id)."""
+    return f"{CHAT_SUBJECT_PREFIX}.{chat_id}"
+
+
+def user_subject(user_id: str) -> str:
+    """The live subject of one user's own events (``user_id`` is the public id)."""
+    return f"{USER_SUBJECT_PREFIX}.{user_id}"
+
+
+def live_subject(event: Event) -> str | None:
+    """Where gateways listen for ``event``; ``None`` for events that only go to :func:`subject_for`."""
+    match event:
+        case ChatMessagePosted() | ChatMessageEdited() | ChatMessageDeleted():
+            return chat_subject(event.message.chat_id)
+        case ChatTyping() | ChatRead():
+            return chat_subject(event.chat_id)
+        case ChatMembershipChanged():
+            return user_subject(event.user_id)
+    return None
+
+
+def publish_subject(event: Event) -> str:
+    """The subject the outbox relay publishes ``event`` on: its live subject if it has one."""
+    return live_subject(event) or subject_for(event_type(event))
+
+
+def decode_live_event(data: bytes | str) -> ChatLiveEvent:
+    """The typed live event behind ``data``."""
+    event: ChatLiveEvent = _live_decoder.decode(data)
+    return event
 
 
 def encode_event(event: Event) -> bytes:
@@ -118,11 +363,16 @@ class OutboxRow(UUIDv7Key, Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
 
 
-async def record(session: AsyncSession, *events: Event) -> list[uuid.UUID]:
-    """Append ``events`` to the outbox in the caller's transaction and wake the relay on commit."""
-    rows = [OutboxRow(event_type=event_type(e), payload=msgspec.to_builtins(e)) for e in events]
-    session.add_all(rows)
-    await session.flush()
-    # NOTIFY is transactional: listeners hear it only if this transaction commits.
-    await session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
-    return [row.id for row in rows]
+async def record(session: AsyncSession, *events: Event, wake_relay: bool = True) -> list[uuid.UUID]:
+    """Append ``events`` to the outbox in the caller's transaction and wake the relay on commit.
+
+    ``wake_relay=False`` is for rows the caller publishes itself right after the commit (types in
+    :data:`SELF_PUBLISHED_TYPES`): the relay takes them only if still unpublished after the grace.
+    """
+    rows = [{"id": uuid7(), "event_type": event_type(e), "payload": msgspec.to_builtins(e)} for e in events]
+    # A Core insert: cheaper than ORM objects on the hot path of every chat message.
+    await session.execute(insert(OutboxRow), rows)
+    if wake_relay:
+        # NOTIFY is transactional: listeners hear it only if this transaction commits.
+        await session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
+    return [row["id"] for row in rows]

@@ -28,6 +28,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     s3_secret_key: str
     s3_bucket: str = "tribe-media"
     s3_region: str = "us-east-1"
+    # The S3 address clients are given in presigned URLs; defaults to s3_endpoint_url.
+    s3_public_url: str | None = None
     stripe_api_base: str
     stripe_api_key: str = "sk_test_tribe"
     stripe_webhook_secret: str = "whsec_tribe_dev"
@@ -59,6 +61,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     auth_rate_limit_per_minute: int = 10
     invite_only: bool = False
     db_pool_size: int = 10
+    # Chat: messages a user may send per window (socket and REST together), typing indicator lifetime.
+    chat_message_rate_limit: int = 20
+    chat_message_rate_window_seconds: int = 10
+    chat_typing_ttl_ms: int = 5000
 
     def __post_init__(self) -> None:
         if len(self.jwt_secret) < 32:

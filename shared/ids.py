@@ -17,6 +17,7 @@ class Prefix(StrEnum):
 
     USER = "usr"
     CLUB = "club"
+    SPACE = "spc"
     EVENT = "evt"
     CHAT = "chat"
     MESSAGE = "msg"
@@ -29,6 +30,9 @@ class Prefix(StrEnum):
     PAYMENT = "pay"
     BOOST = "boost"
     SESSION = "ses"
+    FRIEND_REQUEST = "frq"
+    VOUCH = "vch"
+    MODERATION_CASE = "mcase"
 
 
 class InvalidId(ValueError):

@@ -15,6 +15,7 @@ from shared.clock import utcnow
 from shared.config import Settings
 from shared.domain.notifications.delivery import Senders
 from shared.mail import Mailer
+from shared.storage import Storage
 
 # arq's ctx is a plain dict; these are the only keys this package puts in it.
 RESOURCES_KEY = "tribe_resources"
@@ -33,6 +34,7 @@ class WorkerResources:
     sessions: async_sessionmaker[AsyncSession]
     nats: NatsClient
     mailer: Mailer
+    storage: Storage
     worker_name: str
     senders: Senders
     clock: Clock = utcnow

@@ -8,17 +8,41 @@ from typing import assert_never
 
 from arq.connections import ArqRedis
 
+from shared import ids
 from shared.bus import (
     BadgeEarned,
+    ChatMembershipChanged,
+    ChatMessageDeleted,
+    ChatMessageEdited,
+    ChatMessagePosted,
+    ClubCreated,
+    ClubMemberJoined,
+    CommentCreated,
     DomainEvent,
     EmailRequested,
+    EventCancelled,
+    EventCheckedIn,
+    EventCreated,
+    EventPublished,
+    EventReminderDue,
+    FriendAccepted,
+    FriendRequested,
+    MediaDiscarded,
+    MediaUploaded,
     NotificationCreated,
+    PostCreated,
+    RsvpConfirmed,
+    RsvpPromoted,
     StreakActivityRecorded,
+    UserFollowed,
     UserRegistered,
+    VouchCreated,
     event_type,
 )
+from shared.clock import utcnow
 from workers.jobs.gamification import ON_ACTIVITY, ON_STREAK_ACTIVITY, ActivityOccurred
 from workers.jobs.mail import SEND_EMAIL
+from workers.jobs.media import PROCESS_MEDIA, PURGE_MEDIA
 from workers.jobs.notifications import DISPATCH_NOTIFICATION
 
 
@@ -47,9 +71,32 @@ async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str |
             return await DISPATCH_NOTIFICATION.enqueue(redis, event, cause=cause)
         case StreakActivityRecorded():
             return await ON_STREAK_ACTIVITY.enqueue(redis, event, cause=cause)
-        # Another feature's event reaches badges, streaks and points with one case, e.g.
-        #   case PostCreated(): return await enqueue_activity(redis, event, event.author_id, event.created_at, cause)
+        # Other features' events reach badges, streaks and points through the *_FOR_EVENT tables.
+        case ClubCreated():
+            return await enqueue_activity(redis, event, event.owner_id, utcnow(), cause)
+        case ClubMemberJoined():
+            return await enqueue_activity(redis, event, event.user_id, utcnow(), cause)
+        case PostCreated():
+            return await enqueue_activity(redis, event, event.author_id, utcnow(), cause)
+        case EventCheckedIn() | RsvpConfirmed() | RsvpPromoted():
+            return await enqueue_activity(redis, event, event.user_id, utcnow(), cause)
+        case ChatMessagePosted():
+            sender = ids.decode(ids.Prefix.USER, event.message.sender_id)
+            return await enqueue_activity(redis, event, sender, event.message.sent_at, cause)
         case UserRegistered() | BadgeEarned():
+            return None
+        case FriendRequested() | FriendAccepted() | UserFollowed() | VouchCreated():
+            return None
+        case MediaUploaded():
+            return await PROCESS_MEDIA.enqueue(redis, event, cause=cause)
+        case MediaDiscarded():
+            return await PURGE_MEDIA.enqueue(redis, event, cause=cause)
+        case CommentCreated():
+            return None
+        case ChatMessageEdited() | ChatMessageDeleted() | ChatMembershipChanged():
+            # Only their live subject matters; gateways deliver them.
+            return None
+        case EventCreated() | EventPublished() | EventCancelled() | EventReminderDue():
             return None
         case _:
             assert_never(event)

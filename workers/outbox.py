@@ -3,7 +3,7 @@
 Rows are claimed with ``FOR UPDATE SKIP LOCKED`` so any number of workers can relay at
 once without two of them handling the same row. For each row the relay queues the
 event's job (job id derived from the row id, so a row relayed again is not queued
-again), publishes the event on :func:`shared.bus.subject_for`, and marks the row
+again), publishes the event on :func:`shared.bus.publish_subject`, and marks the row
 published, all in one transaction per batch. A row that fails is counted, keeps its
 error and is retried after a back-off; the rest of the batch goes on.
 
@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -26,10 +27,19 @@ import msgspec
 import structlog
 from arq.connections import ArqRedis
 from nats.aio.client import Client as NatsClient
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.bus import OUTBOX_CHANNEL, DomainEvent, OutboxRow, encode_event, event_type, subject_for
+from shared.bus import (
+    OUTBOX_CHANNEL,
+    SELF_PUBLISH_GRACE_SECONDS,
+    SELF_PUBLISHED_TYPES,
+    DomainEvent,
+    OutboxRow,
+    encode_event,
+    event_type,
+    publish_subject,
+)
 from workers.enqueue import enqueue_for_event
 
 log = structlog.stdlib.get_logger(__name__)
@@ -155,6 +165,13 @@ class OutboxRelay:
         )
         if self._backoff:
             query = query.where(OutboxRow.id.not_in(list(self._backoff)))
+        # Rows their writer publishes itself are ours only once that writer had its chance.
+        query = query.where(
+            or_(
+                OutboxRow.event_type.not_in(SELF_PUBLISHED_TYPES),
+                OutboxRow.created_at < func.now() - timedelta(seconds=SELF_PUBLISH_GRACE_SECONDS),
+            )
+        )
 
         async with self._sessions() as session, session.begin():
             rows = (await session.execute(query)).all()
@@ -197,7 +214,7 @@ class OutboxRelay:
             raise ValueError(f"row says {type_!r} but its payload is {event_type(event)!r}")
         # Queue before publishing: if publishing fails the row is retried and the job id stops a second job.
         await enqueue_for_event(self._redis, event, cause=row_id)
-        await self._nats.publish(subject_for(type_), encode_event(event), headers={NATS_MSG_ID_HEADER: str(row_id)})
+        await self._nats.publish(publish_subject(event), encode_event(event), headers={NATS_MSG_ID_HEADER: str(row_id)})
 
     async def _run(self) -> None:
         try:

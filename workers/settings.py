@@ -20,14 +20,18 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from shared.config import Settings, env_name, get_settings
 from shared.db.session import create_engine, create_session_factory
+from shared.domain.media.lifecycle import apply_media_lifecycle
 from shared.domain.notifications.delivery import ExpoPushProvider, Senders
 from shared.domain.notifications.services import UnsubscribeTokens
 from shared.errors import Unavailable
 from shared.mail import Mailer
+from shared.storage import Storage
 from workers.context import EXIT_STACK_KEY, RESOURCES_KEY, SETTINGS_KEY, WorkerResources
 from workers.jobs.base import JobSpec
+from workers.jobs.events import send_event_reminders
 from workers.jobs.gamification import ON_ACTIVITY, ON_STREAK_ACTIVITY, leaderboard_snapshots, streak_reminders
 from workers.jobs.mail import SEND_EMAIL
+from workers.jobs.media import PROCESS_MEDIA, PURGE_MEDIA, sweep_abandoned_uploads
 from workers.jobs.notifications import DELIVER_NOTIFICATION, DISPATCH_NOTIFICATION, send_digests
 from workers.jobs.system import heartbeat
 from workers.outbox import OutboxRelay, listen_dsn
@@ -41,6 +45,8 @@ JOBS: tuple[JobSpec[Any], ...] = (
     DELIVER_NOTIFICATION,
     ON_STREAK_ACTIVITY,
     ON_ACTIVITY,
+    PROCESS_MEDIA,
+    PURGE_MEDIA,
 )
 """Every job this worker registers with arq; a job queued but not listed here fails as unknown."""
 
@@ -67,6 +73,10 @@ def cron_jobs() -> list[CronJob]:
         cron(streak_reminders, name="streak_reminders", minute={0, 15, 30, 45}, second=10, timeout=120),
         cron(send_digests, name="send_digests", minute=2, second=0, timeout=300),
         cron(leaderboard_snapshots, name="leaderboard_snapshots", minute=5, second=0, timeout=300),
+        # Hourly, so an abandoned upload outlives its 24 h by at most an hour.
+        cron(sweep_abandoned_uploads, name="sweep_abandoned_uploads", minute=17, second=30, timeout=300),
+        # Every minute; exactly-once rests on event_reminders_sent, not on the schedule.
+        cron(send_event_reminders, name="event_reminders", second=30, run_at_startup=True, timeout=120),
     ]
 
 
@@ -126,12 +136,15 @@ async def startup(ctx: dict[Any, Any]) -> None:
         )
         if push is not None:
             stack.push_async_callback(push.aclose)
+        storage = Storage(settings)
+        await apply_media_lifecycle(storage)
         resources = WorkerResources(
             settings=settings,
             redis=ctx["redis"],
             sessions=create_session_factory(engine),
             nats=nats,
             mailer=mailer,
+            storage=storage,
             worker_name=name,
             senders=Senders(
                 mailer=mailer,

@@ -1,7 +1,7 @@
 """gamification and notifications: streaks, badges (catalog seeded), points, leaderboards, notifications
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0008
 Create Date: 2026-11-22 03:00:43.464697
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0005"
-down_revision: str | None = "0001"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -3,6 +3,9 @@
 from shared.bus import OutboxRow
 from shared.db.base import Base
 from shared.domain.auth.models import AuthSession, OneTimeToken, RefreshToken
+from shared.domain.chat.models import Chat, ChatMessage, ChatParticipant
+from shared.domain.clubs.models import Club, ClubInvitation, ClubInviteLink, ClubMembership, ClubSpace
+from shared.domain.events.models import CalendarFeed, Event, EventStaff, ReminderSent, Rsvp, RsvpChange
 from shared.domain.gamification.models import (
     ActivityCounter,
     Badge,
@@ -12,6 +15,7 @@ from shared.domain.gamification.models import (
     Streak,
     UserBadge,
 )
+from shared.domain.media.models import Media, MediaAuditEntry, ModerationCase
 from shared.domain.notifications.models import (
     Device,
     Notification,
@@ -19,6 +23,9 @@ from shared.domain.notifications.models import (
     NotificationPreference,
     NotificationSettings,
 )
+from shared.domain.posts.models import Comment, CommentReaction, Post, PostReaction
+from shared.domain.search import models as search_models
+from shared.domain.social.models import Block, Follow, FriendRequest, Friendship, InviteCode, Vouch
 from shared.domain.users.models import User
 
 __all__ = [
@@ -26,9 +33,30 @@ __all__ = [
     "AuthSession",
     "Badge",
     "Base",
+    "Block",
+    "CalendarFeed",
+    "Chat",
+    "ChatMessage",
+    "ChatParticipant",
+    "Club",
+    "ClubInvitation",
+    "ClubInviteLink",
+    "ClubMembership",
+    "ClubSpace",
+    "Comment",
+    "CommentReaction",
     "CountedCause",
     "Device",
+    "Event",
+    "EventStaff",
+    "Follow",
+    "FriendRequest",
+    "Friendship",
+    "InviteCode",
     "LeaderboardSnapshot",
+    "Media",
+    "MediaAuditEntry",
+    "ModerationCase",
     "Notification",
     "NotificationDelivery",
     "NotificationPreference",
@@ -36,8 +64,15 @@ __all__ = [
     "OneTimeToken",
     "OutboxRow",
     "PointAward",
+    "Post",
+    "PostReaction",
     "RefreshToken",
+    "ReminderSent",
+    "Rsvp",
+    "RsvpChange",
     "Streak",
     "User",
     "UserBadge",
+    "Vouch",
+    "search_models",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy import func, select, update
@@ -47,7 +48,9 @@ async def seed_demo(settings: Settings, console: Console) -> None:
     """Create the demo accounts that do not exist yet; safe to run again."""
     engine = create_engine(settings)
     sessions = create_session_factory(engine)
-    auth = AuthService(settings, sessions, AccessTokens(settings))
+    # Seeded accounts are the operator's bootstrap (the admin among them invites without a quota),
+    # so they need no invite code even on an invite-only platform.
+    auth = AuthService(msgspec.structs.replace(settings, invite_only=False), sessions, AccessTokens(settings))
     created = 0
     try:
         with Progress(console=console, transient=True) as progress:

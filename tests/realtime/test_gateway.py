@@ -69,15 +69,14 @@ async def test_init_is_acknowledged_with_public_ids(
         assert ack["heartbeat_ms"] > 0
 
 
-async def test_chat_path_authenticates_the_same_way(
+async def test_chat_path_of_a_chat_you_are_not_in_closes_1008(
     gateway: GatewayProcess, settings: Settings, account: Account
 ) -> None:
     chat_id = ids.encode(ids.Prefix.CHAT, ids.uuid7())
     url = f"ws://127.0.0.1:{gateway.port}/v1/chats/{chat_id}/ws"
-    ws, ack = await open_session(url, issue_token(settings, account))
-    async with ws:
-        assert ack["type"] == "connection.ack"
-        assert ack["user_id"] == ids.encode(ids.Prefix.USER, account.user_id)
+    ws = await connect(url, open_timeout=5)
+    await ws.send(init_frame(issue_token(settings, account)))
+    assert await closed_with(ws) == (POLICY_VIOLATION, "chat_not_found")
 
 
 @pytest.mark.parametrize(

@@ -114,7 +114,7 @@ async def test_notification_new_is_published_on_the_users_subject(
         received.append(msg)
         arrived.set()
 
-    await nats_client.subscribe(user_subject(user.id), cb=on_message)
+    await nats_client.subscribe(user_subject(ids.encode(ids.Prefix.USER, user.id)), cb=on_message)
     await nats_client.flush()
     notification_id = await create(sessions, user.id, "streak_reminder", current_streak=4)
 

@@ -9,6 +9,7 @@ import msgspec
 import structlog
 from sqlalchemy import select
 
+from shared import ids
 from shared.bus import NotificationCreated, user_subject
 from shared.domain.notifications.delivery import deliver, plan_deliveries, send_digest, user_zone, users_due_for_digest
 from shared.domain.notifications.models import Notification
@@ -38,7 +39,10 @@ async def dispatch_notification(ctx: JobContext, event: NotificationCreated) -> 
         view = view_of(row)
     # An in-app-off notification is stored read; it is not shown live either.
     if row.read_at is None:
-        await res.nats.publish(user_subject(row.user_id), msgspec.json.encode(NotificationNew(notification=view)))
+        await res.nats.publish(
+            user_subject(ids.encode(ids.Prefix.USER, row.user_id)),
+            msgspec.json.encode(NotificationNew(notification=view)),
+        )
         await res.nats.flush(timeout=5)
     if event.collapsed:
         # A collapsed update (another chat message) only refreshes the in-app item; it is not pushed again.

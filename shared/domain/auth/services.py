@@ -19,6 +19,7 @@ from shared.domain.auth.models import AuthSession, OneTimeToken, RefreshToken, T
 from shared.domain.auth.schemas import TokenPair
 from shared.domain.auth.secrets import hash_secret, new_secret
 from shared.domain.auth.tokens import AccessTokens
+from shared.domain.social.services import redeem_invite_code
 from shared.domain.users.models import AccountStatus, User
 from shared.domain.users.schemas import RegisteredUser, RegisterRequest
 from shared.domain.users.services import normalize_interests
@@ -46,9 +47,16 @@ class AuthService:
         display_name = data.display_name.strip()
         if not display_name:
             raise InvalidInput(errors=[FieldError("display_name", "must not be blank")])
+        if self._settings.invite_only and data.invite_code is None:
+            raise InvalidInput(
+                "sign-up is by invitation only: an invite code is required",
+                code="invalid_invite_code",
+                errors=[FieldError("invite_code", "required")],
+            )
         password_hash = await passwords.hash_password(data.password)
         now = self._clock()
-        status = AccountStatus.PENDING if self._settings.invite_only else AccountStatus.ACTIVE
+        # Invite-only sign-ups are refused above without a code, so every account created here is active.
+        status = AccountStatus.ACTIVE
         user = User(
             id=ids.uuid7(),
             email=email,
@@ -72,10 +80,15 @@ class AuthService:
                 if "uq_users_email" in str(exc.orig):
                     raise Conflict("an account with this email already exists", code="email_taken") from None
                 raise
+            invited_by = (
+                await redeem_invite_code(session, data.invite_code, user.id, now)
+                if data.invite_code is not None
+                else None
+            )
             token = self._one_time_token(session, user.id, TokenPurpose.EMAIL_VERIFY, now)
             await bus.record(
                 session,
-                bus.UserRegistered(user_id=user.id),
+                bus.UserRegistered(user_id=user.id, invited_by=invited_by),
                 bus.EmailRequested(
                     to=email,
                     subject="Confirm your email for Tribe",

@@ -224,13 +224,14 @@ COUNTER_FOR_EVENT: dict[str, str] = {
     "club.created": "clubs_created",
     "post.created": "posts",
     "event.checked_in": "events_attended",
-    "message.sent": "messages",
+    "chat.message.new": "messages",
 }
 """Which badge counter a domain event feeds."""
 
 STREAK_KIND_FOR_EVENT: dict[str, str] = {
     "rsvp.confirmed": "rsvp",
-    "message.sent": "message",
+    "chat.message.new": "message",
+    "rsvp.promoted": "rsvp",
     "event.checked_in": "daily_checkin",
 }
 """Which streak a domain event counts toward."""
@@ -239,7 +240,7 @@ POINT_REASON_FOR_EVENT: dict[str, str] = {
     "event.checked_in": "event_checked_in",
     "rsvp.attended": "rsvp_attended",
     "post.created": "post_created",
-    "message.sent": "message_sent",
+    "chat.message.new": "message_sent",
 }
 """Which rate of ``POINT_RATES`` a domain event earns."""
 

@@ -23,7 +23,7 @@ class Role(StrEnum):
 
 
 class AccountStatus(StrEnum):
-    """``pending`` awaits an invitation (invite-only mode); ``suspended`` may not log in or use tokens."""
+    """``pending`` may sign in but not invite others; ``suspended`` may not log in or use tokens."""
 
     PENDING = "pending"
     ACTIVE = "active"

@@ -28,6 +28,8 @@ class RegisterRequest(msgspec.Struct, forbid_unknown_fields=True):
     city: City | None = None
     interests: Interests = msgspec.field(default_factory=list)
     signup_source: Annotated[str, msgspec.Meta(max_length=40)] | None = None
+    # Required when the platform is invite-only; validated and recorded whenever given.
+    invite_code: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
 
 
 class RegisteredUser(msgspec.Struct):
@@ -92,6 +94,8 @@ class ProfileUpdate(msgspec.Struct, forbid_unknown_fields=True):
     city: City | msgspec.UnsetType | None = msgspec.UNSET
     interests: Interests | msgspec.UnsetType = msgspec.UNSET
     avatar_url: Url | msgspec.UnsetType | None = msgspec.UNSET
+    # A ready ``avatar`` upload of the user's own; ``avatar_url`` then points at its thumbnail.
+    avatar_media_id: str | msgspec.UnsetType | None = msgspec.UNSET
     timezone: TimezoneName | msgspec.UnsetType = msgspec.UNSET
     icebreaker_prompt_id: PromptId | msgspec.UnsetType | None = msgspec.UNSET
 

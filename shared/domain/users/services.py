@@ -12,7 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import ids
 from shared.domain.auth.tokens import AccessClaims
+from shared.domain.clubs.models import Club, ClubMembership, MembershipStatus
 from shared.domain.gamification.services import badges_summary
+from shared.domain.media.models import Purpose
+from shared.domain.media.services import MediaService
+from shared.domain.social.services import has_blocked
 from shared.domain.users.models import Role, User
 from shared.domain.users.schemas import BadgeSummary, OwnProfile, ProfileUpdate, PublicProfile
 from shared.errors import FieldError, InvalidInput, NotFound, PermissionDenied
@@ -31,9 +35,12 @@ def normalize_interests(raw: Iterable[str]) -> list[str]:
 class UserService:
     """Reads and updates profiles; visibility and ownership rules live here."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], reads: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], reads: async_sessionmaker[AsyncSession], media: MediaService
+    ) -> None:
         self._sessions = sessions
         self._reads = reads
+        self._media = media
 
     async def get_own_profile(self, viewer: AccessClaims) -> OwnProfile:
         """The caller's full profile."""
@@ -59,8 +66,11 @@ class UserService:
         )
 
     async def get_public_profile(self, viewer: AccessClaims, user_id: uuid.UUID) -> PublicProfile:
-        """Another user's public profile; 404 if there is no such user."""
-        user = await self._load(user_id)
+        """Another user's public profile; 404 if there is no such user or they block the viewer."""
+        async with self._sessions() as session:
+            user = await session.get(User, user_id)
+            if user is None or await has_blocked(session, blocker_id=user_id, blocked_id=viewer.user_id):
+                raise NotFound("no such user", code="user_not_found")
         return PublicProfile(
             id=ids.encode(ids.Prefix.USER, user.id),
             display_name=user.display_name,
@@ -70,7 +80,7 @@ class UserService:
             interests=user.interests,
             badges=await self._badges(user.id),
             premium_tier=user.premium_tier,
-            mutual_clubs=[],  # filled once clubs land
+            mutual_clubs=await self._mutual_clubs(viewer.user_id, user_id),
             last_active_at=user.last_active_at,
         )
 
@@ -83,16 +93,42 @@ class UserService:
                 raise NotFound("no such user", code="user_not_found")
             raise PermissionDenied("you may only edit your own profile")
         values = _changes(patch)
+        avatar_media = values.pop("avatar_media_id", msgspec.UNSET)
         async with self._sessions.begin() as session:
             target = await session.scalar(select(User.id).where(User.id == user_id).with_for_update())
             if target is None:
                 raise NotFound("no such user", code="user_not_found")
+            if avatar_media is not msgspec.UNSET:
+                assert avatar_media is None or isinstance(avatar_media, uuid.UUID)
+                values["avatar_url"] = await self._media.set_avatar(session, user_id, avatar_media)
+            elif "avatar_url" in values:
+                # An external URL replaces an uploaded avatar, which is then free again.
+                await self._media.release_attachment(session, Purpose.AVATAR, user_id)
             if values:
                 await session.execute(update(User).where(User.id == user_id).values(**values))
 
     async def _badges(self, user_id: uuid.UUID) -> list[BadgeSummary]:
         async with self._reads() as session:
             return [BadgeSummary(code=code, earned_at=at) for code, at in await badges_summary(session, user_id)]
+
+    async def _mutual_clubs(self, viewer_id: uuid.UUID, user_id: uuid.UUID) -> list[str]:
+        """Clubs both users are active members of; the viewer is one, so each is visible to them."""
+        theirs = ClubMembership.__table__.alias("theirs")
+        query = (
+            select(Club.id)
+            .join(ClubMembership, ClubMembership.club_id == Club.id)
+            .join(theirs, theirs.c.club_id == Club.id)
+            .where(
+                Club.deleted_at.is_(None),
+                ClubMembership.user_id == viewer_id,
+                ClubMembership.status == MembershipStatus.ACTIVE.value,
+                theirs.c.user_id == user_id,
+                theirs.c.status == MembershipStatus.ACTIVE.value,
+            )
+            .order_by(Club.id)
+        )
+        async with self._reads() as session:
+            return [ids.encode(ids.Prefix.CLUB, club_id) for club_id in await session.scalars(query)]
 
     async def _load(self, user_id: uuid.UUID) -> User:
         async with self._reads() as session:
@@ -117,6 +153,15 @@ def _changes(patch: ProfileUpdate) -> dict[str, object]:
         values["interests"] = normalize_interests(values["interests"])  # type: ignore[arg-type]
     if "city" in values and values["city"] is not None:
         values["city"] = str(values["city"]).strip() or None
+    if "avatar_media_id" in values:
+        if "avatar_url" in values:
+            errors.append(FieldError("avatar_media_id", "give avatar_url or avatar_media_id, not both"))
+        raw = values["avatar_media_id"]
+        if raw is not None:
+            try:
+                values["avatar_media_id"] = ids.decode(ids.Prefix.MEDIA, str(raw))
+            except ids.InvalidId:
+                errors.append(FieldError("avatar_media_id", "not a med_ id"))
     if "timezone" in values:
         try:
             zoneinfo.ZoneInfo(str(values["timezone"]))

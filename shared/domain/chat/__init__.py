@@ -1,0 +1,1 @@
+"""Chats: direct and group conversations, messages with per-chat sequence numbers, read state."""

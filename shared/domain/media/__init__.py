@@ -1,0 +1,1 @@
+"""Media: presigned uploads, verification, processing, attachment, moderation and lifecycle."""

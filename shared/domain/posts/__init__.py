@@ -1,0 +1,1 @@
+"""Posts, threaded comments, reactions and the feeds that show them."""

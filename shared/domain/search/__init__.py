@@ -1,0 +1,1 @@
+"""Typo-tolerant search over users, clubs and posts."""

@@ -1,0 +1,1 @@
+"""The social graph: friends, follows, blocks, vouches and invite codes."""
