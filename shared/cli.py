@@ -120,7 +120,12 @@ def up(data_dir: Path, api_port: int, realtime_port: int, with_seed: bool) -> No
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
-    stack = EmbeddedStack(data_dir, external=os.environ, on_status=lambda line: console.print(f"  {line}"))
+    stack = EmbeddedStack(
+        data_dir,
+        external=os.environ,
+        on_status=lambda line: console.print(f"  {line}"),
+        reserved_ports=(api_port, realtime_port),
+    )
     children: dict[str, subprocess.Popen[bytes]] = {}
     try:
         console.print("[bold]Starting engines[/bold]")

@@ -17,7 +17,7 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -77,9 +77,11 @@ class EmbeddedStack:
         on_status: Callable[[str], None] | None = None,
         *,
         ports: Mapping[str, int] | None = None,
+        reserved_ports: Iterable[int] = (),
         startup_timeout: float = 60.0,
     ) -> None:
-        """``external``: TRIBE_* values (empty ones count as unset); ``ports``: fixed ports by name."""
+        """``external``: TRIBE_* values (empty ones count as unset); ``ports``: fixed ports by name;
+        ``reserved_ports``: ports the caller will listen on, never given to an engine."""
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.external = {k: v for k, v in (external or {}).items() if k.startswith("TRIBE_")}
         self._on_status = on_status
@@ -98,7 +100,8 @@ class EmbeddedStack:
         self._state_lock = threading.Lock()
         self._status_lock = threading.Lock()
         self._ports_lock = threading.Lock()
-        self._taken_ports: set[int] = set()
+        self._reserved = frozenset(reserved_ports)
+        self._taken_ports: set[int] = set(self._reserved)
         self._started = False
 
     # --- public surface ------------------------------------------------------------------------
@@ -263,12 +266,14 @@ class EmbeddedStack:
                         raise EngineError(f"{cls.name}: port {port} ({name}) is already in use")
                 else:
                     previous = remembered.get(name)
-                    if previous is not None and previous not in chosen.values() and port_is_free(previous):
+                    reusable = previous not in chosen.values() and previous not in self._reserved
+                    if previous is not None and reusable and port_is_free(previous):
                         port = previous
                     else:
-                        port = free_port(avoid=frozenset(chosen.values()) | frozenset(remembered.values()))
+                        avoid = frozenset(chosen.values()) | frozenset(remembered.values()) | self._reserved
+                        port = free_port(avoid=avoid)
                 chosen[name] = port
-        self._taken_ports = set(chosen.values()) | set(remembered.values())
+        self._taken_ports = set(chosen.values()) | set(remembered.values()) | set(self._reserved)
         return chosen
 
     def _load_ports(self) -> dict[str, int]:
