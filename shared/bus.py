@@ -66,6 +66,14 @@ class ClubMemberJoined(Event, frozen=True, kw_only=True, tag="club.member_joined
     user_id: uuid.UUID
 
 
+class ClubJoinApproved(Event, frozen=True, kw_only=True, tag="club.join_approved"):
+    """A moderator approved ``user_id``'s request to join ``club_id`` (``club.member_joined`` follows too)."""
+
+    club_id: uuid.UUID
+    user_id: uuid.UUID
+    approved_by: uuid.UUID
+
+
 class NotificationCreated(Event, frozen=True, kw_only=True, tag="notification.created"):
     """A notification row was stored (or a collapsed one grew); its channels are to be delivered."""
 
@@ -220,11 +228,12 @@ class EventCancelled(Event, frozen=True, kw_only=True, tag="event.cancelled"):
 
 
 class RsvpConfirmed(Event, frozen=True, kw_only=True, tag="rsvp.confirmed"):
-    """``user_id`` holds confirmed seats (and a ticket) at ``event_id``."""
+    """``user_id`` holds confirmed seats (and a ticket) at ``event_id``; ``reason`` says how (e.g. ``approved``)."""
 
     event_id: uuid.UUID
     rsvp_id: uuid.UUID
     user_id: uuid.UUID
+    reason: str | None = None
 
 
 class RsvpPromoted(Event, frozen=True, kw_only=True, tag="rsvp.promoted"):
@@ -257,6 +266,7 @@ DomainEvent = (
     | UserRegistered
     | ClubCreated
     | ClubMemberJoined
+    | ClubJoinApproved
     | FriendRequested
     | FriendAccepted
     | UserFollowed
@@ -347,7 +357,11 @@ def decode_event(data: bytes | str) -> DomainEvent:
 
 
 class OutboxRow(UUIDv7Key, Base):
-    """An event waiting for the relay; ``published_at`` is set once it is handed on."""
+    """An event waiting for the relay; ``published_at`` is set once it is handed on.
+
+    ``live_published_at`` is set by a writer that published the row to NATS itself (chat): the relay
+    then still queues the row's jobs but does not publish it again.
+    """
 
     __tablename__ = "outbox"
     __table_args__ = (
@@ -359,6 +373,7 @@ class OutboxRow(UUIDv7Key, Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     published_at: Mapped[datetime | None]
+    live_published_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(server_default="0")
     last_error: Mapped[str | None] = mapped_column(String(500))
 
@@ -367,7 +382,8 @@ async def record(session: AsyncSession, *events: Event, wake_relay: bool = True)
     """Append ``events`` to the outbox in the caller's transaction and wake the relay on commit.
 
     ``wake_relay=False`` is for rows the caller publishes itself right after the commit (types in
-    :data:`SELF_PUBLISHED_TYPES`): the relay takes them only if still unpublished after the grace.
+    :data:`SELF_PUBLISHED_TYPES`): the caller stamps ``live_published_at`` and wakes the relay then
+    (it only queues their jobs); rows never stamped are published by the relay after the grace.
     """
     rows = [{"id": uuid7(), "event_type": event_type(e), "payload": msgspec.to_builtins(e)} for e in events]
     # A Core insert: cheaper than ORM objects on the hot path of every chat message.

@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import ids
 from shared.bus import (
+    OUTBOX_CHANNEL,
     ChatMembershipChanged,
     ChatMessageDeleted,
     ChatMessageEdited,
@@ -57,6 +58,7 @@ from shared.bus import (
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.domain.chat.models import Chat, ChatMessage, ChatParticipant, ChatType, ModerationStatus, ParticipantRole
+from shared.domain.chat.presence import Presence
 from shared.domain.chat.schemas import (
     MAX_GROUP_MEMBERS,
     ChatView,
@@ -275,9 +277,11 @@ class PublishedStamper:
             async with self._sessions.begin() as session:
                 await session.execute(
                     update(OutboxRow)
-                    .where(OutboxRow.id.in_(batch), OutboxRow.published_at.is_(None))
-                    .values(published_at=func.now())
+                    .where(OutboxRow.id.in_(batch), OutboxRow.live_published_at.is_(None))
+                    .values(live_published_at=func.now())
                 )
+                # The relay still queues these rows' jobs (badges, offline notifications); wake it now.
+                await session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
         except Exception as exc:
             log.warning("chat.stamp_deferred_to_relay", rows=len(batch), error=f"{type(exc).__name__}: {exc}")
 
@@ -299,6 +303,7 @@ class ChatService:
         self.limits = limits or ChatLimits()
         self._clock = clock
         self._stamper = PublishedStamper(sessions, nats)
+        self.presence = Presence(redis)
         self._message_limiter = RateLimiter(
             redis, self.limits.message_rate_limit, window_seconds=self.limits.message_rate_window_seconds
         )
