@@ -327,7 +327,7 @@ class Gateway:
         )
         connection.start()
         self.registry.add(connection)
-        await self._presence_online([connection.user_id])
+        await self._presence_arrive(connection.user_id)
         try:
             await self._attach(connection, chat_ids, frame.resume)
         except BaseException:
@@ -499,9 +499,18 @@ class Gateway:
         except Exception as exc:
             log.warning("presence.write_failed", error=type(exc).__name__, detail=str(exc))
 
+    async def _presence_arrive(self, user_id: uuid.UUID) -> None:
+        try:
+            first = await self.chat.presence.arrive(self.instance_id, user_id, self.presence_ttl_s)
+            if first:
+                await self.chat.announce_presence(user_id, online=True)
+        except Exception as exc:
+            log.warning("presence.write_failed", error=type(exc).__name__, detail=str(exc))
+
     async def _presence_offline(self, user_id: uuid.UUID) -> None:
         try:
-            await self.chat.presence.mark_offline(self.instance_id, user_id)
+            if await self.chat.presence.mark_offline(self.instance_id, user_id):
+                await self.chat.announce_presence(user_id, online=False)
         except Exception as exc:
             log.warning("presence.write_failed", error=type(exc).__name__, detail=str(exc))
 

@@ -206,6 +206,14 @@ class ChatRead(Event, frozen=True, kw_only=True, tag="chat.read"):
     seq: int
 
 
+class ChatPresence(Event, frozen=True, kw_only=True, tag="chat.presence"):
+    """A chat member came online (first socket) or went offline (last socket closed); live only."""
+
+    chat_id: str
+    user_id: str
+    status: str
+
+
 class EventCreated(Event, frozen=True, kw_only=True, tag="event.created"):
     """``organizer_id`` created the draft event ``event_id``."""
 
@@ -293,7 +301,13 @@ DomainEvent = (
 SELF_PUBLISHED_TYPES = frozenset({"chat.message.new", "chat.message.update", "chat.message.delete", "chat.membership"})
 # What gateways receive on ``chat.<chat_id>`` and ``user.<user_id>``.
 ChatLiveEvent = (
-    ChatMessagePosted | ChatMessageEdited | ChatMessageDeleted | ChatMembershipChanged | ChatTyping | ChatRead
+    ChatMessagePosted
+    | ChatMessageEdited
+    | ChatMessageDeleted
+    | ChatMembershipChanged
+    | ChatTyping
+    | ChatRead
+    | ChatPresence
 )
 
 _decoder = msgspec.json.Decoder(DomainEvent)
@@ -327,7 +341,7 @@ def live_subject(event: Event) -> str | None:
     match event:
         case ChatMessagePosted() | ChatMessageEdited() | ChatMessageDeleted():
             return chat_subject(event.message.chat_id)
-        case ChatTyping() | ChatRead():
+        case ChatTyping() | ChatRead() | ChatPresence():
             return chat_subject(event.chat_id)
         case ChatMembershipChanged():
             return user_subject(event.user_id)

@@ -528,3 +528,27 @@ async def test_presence_lasts_while_any_socket_on_any_gateway_is_open(
         await settles(False)
     finally:
         await redis.aclose()
+
+
+async def test_presence_frames_reach_chat_peers_on_first_open_and_last_close(
+    gateway: GatewayProcess, api: httpx.AsyncClient, member: Any
+) -> None:
+    a, b, stranger = await member(), await member(), await member()
+    chat_id = await open_chat(api, a, b)
+    async with await socket(gateway.ws_url, b) as wb, await socket(gateway.ws_url, stranger) as ws:
+        first = await socket(gateway.ws_url, a)
+        online = await expect(wb, "presence")
+        assert online == {"type": "presence", "chat_id": chat_id, "user_id": a.id, "status": "online"}
+        # A second socket of a user already online says nothing; the next frame b sees is a's message.
+        second = await socket(gateway.ws_url, a)
+        await second.send(send_frame(chat_id, "hello"))
+        assert (await recv(wb))["type"] == "message.new"
+        await first.close()
+        await second.send(send_frame(chat_id, "still here"))
+        assert (await recv(wb))["type"] == "message.new"
+        await second.close()
+        offline = await expect(wb, "presence")
+        assert offline == {"type": "presence", "chat_id": chat_id, "user_id": a.id, "status": "offline"}
+        # Someone sharing no chat with a hears nothing of it.
+        await ws.send(msgspec.json.encode({"type": "ping"}).decode())
+        assert (await recv(ws))["type"] == "pong"

@@ -40,9 +40,24 @@ class Presence:
                 pipe.pexpire(key, key_ttl_ms)
             await pipe.execute()
 
-    async def mark_offline(self, instance: str, user_id: uuid.UUID) -> None:
-        """``instance`` holds no more sockets of ``user_id``."""
-        await self._redis.zrem(presence_key(user_id), instance)
+    async def arrive(self, instance: str, user_id: uuid.UUID, ttl_s: float) -> bool:
+        """Mark ``user_id`` online on ``instance``; ``True`` if no gateway had them online before."""
+        key = presence_key(user_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zcount(key, time.time(), "+inf")
+            pipe.zadd(key, {instance: time.time() + ttl_s})
+            pipe.pexpire(key, max(int(ttl_s * 2000), 1000))
+            before, _, _ = await pipe.execute()
+        return int(before) == 0
+
+    async def mark_offline(self, instance: str, user_id: uuid.UUID) -> bool:
+        """``instance`` holds no more sockets of ``user_id``; ``True`` if no gateway has them online now."""
+        key = presence_key(user_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(key, instance)
+            pipe.zcount(key, time.time(), "+inf")
+            _, after = await pipe.execute()
+        return int(after) == 0
 
     async def is_online(self, user_id: uuid.UUID) -> bool:
         """Whether some gateway holds an open socket of ``user_id``."""

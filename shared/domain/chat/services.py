@@ -47,6 +47,7 @@ from shared.bus import (
     ChatMessageDeleted,
     ChatMessageEdited,
     ChatMessagePosted,
+    ChatPresence,
     ChatRead,
     ChatTyping,
     Event,
@@ -767,6 +768,20 @@ class ChatService:
     async def close(self) -> None:
         """Stamp what was published but not yet marked (call before closing NATS and the database)."""
         await self._stamper.close()
+
+    async def announce_presence(self, user_id: uuid.UUID, online: bool) -> int:
+        """Tell every chat of ``user_id`` that they came online or went offline; returns how many chats."""
+        async with self._sessions() as session:
+            chat_ids = list(
+                await session.scalars(select(ChatParticipant.chat_id).where(ChatParticipant.user_id == user_id))
+            )
+        user = ids.encode(ids.Prefix.USER, user_id)
+        status = "online" if online else "offline"
+        for chat_id in chat_ids:
+            await self._publish_live(
+                ChatPresence(chat_id=ids.encode(ids.Prefix.CHAT, chat_id), user_id=user, status=status)
+            )
+        return len(chat_ids)
 
     async def _publish_live(self, event: Event) -> None:
         subject = live_subject(event)
