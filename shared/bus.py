@@ -21,8 +21,9 @@ from shared.db.base import Base, UUIDv7Key
 from shared.domain.chat.schemas import Message
 from shared.ids import uuid7
 
-# Chat events are published by the service that commits them; the relay only steps in for a row
-# still unpublished this long after its commit (the service crashed or NATS was down).
+# Chat events are published by the service that commits them, which then stamps live_published_at;
+# the relay queues their jobs once stamped, and publishes them itself only for a row still unstamped
+# this long after its commit (the service crashed or NATS was down).
 SELF_PUBLISH_GRACE_SECONDS = 5
 EVENTS_SUBJECT_PREFIX = "events"
 CHAT_SUBJECT_PREFIX = "chat"
