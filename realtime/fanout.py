@@ -25,6 +25,7 @@ from realtime.frames import (
     MessageDeleted,
     MessageNew,
     MessageUpdate,
+    PresenceChanged,
     ReadReceipt,
     TypingStarted,
     TypingStopped,
@@ -38,6 +39,7 @@ from shared.bus import (
     ChatMessageDeleted,
     ChatMessageEdited,
     ChatMessagePosted,
+    ChatPresence,
     ChatRead,
     ChatTyping,
     chat_subject,
@@ -204,7 +206,7 @@ class LiveNotification(msgspec.Struct, frozen=True, tag="notification.new", tag_
 _user_event_decoder = msgspec.json.Decoder(ChatMembershipChanged | LiveNotification)
 
 
-ChatFrame = MessageNew | MessageUpdate | MessageDeleted | TypingStarted | TypingStopped | ReadReceipt
+ChatFrame = MessageNew | MessageUpdate | MessageDeleted | TypingStarted | TypingStopped | ReadReceipt | PresenceChanged
 
 
 def _frame_for(event: ChatLiveEvent) -> ChatFrame | None:
@@ -222,5 +224,7 @@ def _frame_for(event: ChatLiveEvent) -> ChatFrame | None:
             return TypingStopped(chat_id=event.chat_id, user_id=event.user_id)
         case ChatRead():
             return ReadReceipt(chat_id=event.chat_id, user_id=event.user_id, message_id=event.message_id, seq=event.seq)
+        case ChatPresence():
+            return PresenceChanged(chat_id=event.chat_id, user_id=event.user_id, status=event.status)
         case ChatMembershipChanged():
             return None

@@ -173,6 +173,14 @@ class ReadReceipt(Frame, tag="delivery.read", frozen=True):
     seq: int
 
 
+class PresenceChanged(Frame, tag="presence", frozen=True):
+    """A member of this chat came online or went offline (``status``)."""
+
+    chat_id: str
+    user_id: str
+    status: str
+
+
 class ChatJoined(Frame, tag="chat.joined", frozen=True):
     """The user is now in this chat; its frames follow from here on."""
 
@@ -202,6 +210,7 @@ ServerFrame = (
     | TypingStarted
     | TypingStopped
     | ReadReceipt
+    | PresenceChanged
     | ChatJoined
     | ChatLeft
     | ResumeDone

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http
 import time
 import uuid
@@ -132,6 +133,9 @@ class Gateway:
         self._nats: NatsClient | None = None
         self._server: Server | None = None
         self._draining = False
+        # This process's member in every presence set it writes.
+        self.instance_id = uuid.uuid4().hex
+        self._presence_task: asyncio.Task[None] | None = None
 
     @property
     def nats(self) -> NatsClient:
@@ -191,6 +195,7 @@ class Gateway:
         except BaseException:
             await self._nats.close()
             raise
+        self._presence_task = asyncio.get_running_loop().create_task(self._refresh_presence(), name="presence")
         log.info("gateway.listening", host=host, ports=self.bound_ports(), heartbeat_ms=self.heartbeat_ms)
 
     async def shutdown(self) -> None:
@@ -199,6 +204,10 @@ class Gateway:
             return
         self._draining = True
         log.info("gateway.draining", connections=len(self.registry))
+        if self._presence_task is not None:
+            self._presence_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._presence_task
         if self.options.drain_grace > 0:
             await asyncio.sleep(self.options.drain_grace)
         if self._server is not None:
@@ -257,6 +266,8 @@ class Gateway:
         finally:
             if connection is not None:
                 self.registry.discard(connection)
+                if not self.registry.of_user(connection.user_id):
+                    await self._presence_offline(connection.user_id)
                 await self.fanout.forget(connection)
                 await connection.stop()
                 log.info(
@@ -316,10 +327,13 @@ class Gateway:
         )
         connection.start()
         self.registry.add(connection)
+        await self._presence_arrive(connection.user_id)
         try:
             await self._attach(connection, chat_ids, frame.resume)
         except BaseException:
             self.registry.discard(connection)
+            if not self.registry.of_user(connection.user_id):
+                await self._presence_offline(connection.user_id)
             await self.fanout.forget(connection)
             await connection.stop()
             raise
@@ -470,6 +484,43 @@ class Gateway:
         if connection.chat_id is not None and chat_id != connection.chat_id:
             raise NotFound("this socket belongs to another chat", code="chat_not_found")
         return chat_id
+
+    # Presence
+
+    @property
+    def presence_ttl_s(self) -> float:
+        """How long a presence mark lives without a refresh: two heartbeats."""
+        return 2 * self.options.heartbeat_interval
+
+    async def _presence_online(self, user_ids: list[uuid.UUID]) -> None:
+        # Presence only steers offline notifications: a Redis hiccup must not cost the socket.
+        try:
+            await self.chat.presence.mark_online(self.instance_id, user_ids, self.presence_ttl_s)
+        except Exception as exc:
+            log.warning("presence.write_failed", error=type(exc).__name__, detail=str(exc))
+
+    async def _presence_arrive(self, user_id: uuid.UUID) -> None:
+        try:
+            first = await self.chat.presence.arrive(self.instance_id, user_id, self.presence_ttl_s)
+            if first:
+                await self.chat.announce_presence(user_id, online=True)
+        except Exception as exc:
+            log.warning("presence.write_failed", error=type(exc).__name__, detail=str(exc))
+
+    async def _presence_offline(self, user_id: uuid.UUID) -> None:
+        try:
+            if await self.chat.presence.mark_offline(self.instance_id, user_id):
+                await self.chat.announce_presence(user_id, online=False)
+        except Exception as exc:
+            log.warning("presence.write_failed", error=type(exc).__name__, detail=str(exc))
+
+    async def _refresh_presence(self) -> None:
+        """Renew the presence of every connected user once per heartbeat interval."""
+        while True:
+            await asyncio.sleep(self.options.heartbeat_interval)
+            users = list(self.registry.users())
+            if users:
+                await self._presence_online(users)
 
     # NATS
 

@@ -21,8 +21,9 @@ from shared.db.base import Base, UUIDv7Key
 from shared.domain.chat.schemas import Message
 from shared.ids import uuid7
 
-# Chat events are published by the service that commits them; the relay only steps in for a row
-# still unpublished this long after its commit (the service crashed or NATS was down).
+# Chat events are published by the service that commits them, which then stamps live_published_at;
+# the relay queues their jobs once stamped, and publishes them itself only for a row still unstamped
+# this long after its commit (the service crashed or NATS was down).
 SELF_PUBLISH_GRACE_SECONDS = 5
 EVENTS_SUBJECT_PREFIX = "events"
 CHAT_SUBJECT_PREFIX = "chat"
@@ -64,6 +65,14 @@ class ClubMemberJoined(Event, frozen=True, kw_only=True, tag="club.member_joined
 
     club_id: uuid.UUID
     user_id: uuid.UUID
+
+
+class ClubJoinApproved(Event, frozen=True, kw_only=True, tag="club.join_approved"):
+    """A moderator approved ``user_id``'s request to join ``club_id`` (``club.member_joined`` follows too)."""
+
+    club_id: uuid.UUID
+    user_id: uuid.UUID
+    approved_by: uuid.UUID
 
 
 class NotificationCreated(Event, frozen=True, kw_only=True, tag="notification.created"):
@@ -198,6 +207,14 @@ class ChatRead(Event, frozen=True, kw_only=True, tag="chat.read"):
     seq: int
 
 
+class ChatPresence(Event, frozen=True, kw_only=True, tag="chat.presence"):
+    """A chat member came online (first socket) or went offline (last socket closed); live only."""
+
+    chat_id: str
+    user_id: str
+    status: str
+
+
 class EventCreated(Event, frozen=True, kw_only=True, tag="event.created"):
     """``organizer_id`` created the draft event ``event_id``."""
 
@@ -220,11 +237,12 @@ class EventCancelled(Event, frozen=True, kw_only=True, tag="event.cancelled"):
 
 
 class RsvpConfirmed(Event, frozen=True, kw_only=True, tag="rsvp.confirmed"):
-    """``user_id`` holds confirmed seats (and a ticket) at ``event_id``."""
+    """``user_id`` holds confirmed seats (and a ticket) at ``event_id``; ``reason`` says how (e.g. ``approved``)."""
 
     event_id: uuid.UUID
     rsvp_id: uuid.UUID
     user_id: uuid.UUID
+    reason: str | None = None
 
 
 class RsvpPromoted(Event, frozen=True, kw_only=True, tag="rsvp.promoted"):
@@ -257,6 +275,7 @@ DomainEvent = (
     | UserRegistered
     | ClubCreated
     | ClubMemberJoined
+    | ClubJoinApproved
     | FriendRequested
     | FriendAccepted
     | UserFollowed
@@ -283,7 +302,13 @@ DomainEvent = (
 SELF_PUBLISHED_TYPES = frozenset({"chat.message.new", "chat.message.update", "chat.message.delete", "chat.membership"})
 # What gateways receive on ``chat.<chat_id>`` and ``user.<user_id>``.
 ChatLiveEvent = (
-    ChatMessagePosted | ChatMessageEdited | ChatMessageDeleted | ChatMembershipChanged | ChatTyping | ChatRead
+    ChatMessagePosted
+    | ChatMessageEdited
+    | ChatMessageDeleted
+    | ChatMembershipChanged
+    | ChatTyping
+    | ChatRead
+    | ChatPresence
 )
 
 _decoder = msgspec.json.Decoder(DomainEvent)
@@ -317,7 +342,7 @@ def live_subject(event: Event) -> str | None:
     match event:
         case ChatMessagePosted() | ChatMessageEdited() | ChatMessageDeleted():
             return chat_subject(event.message.chat_id)
-        case ChatTyping() | ChatRead():
+        case ChatTyping() | ChatRead() | ChatPresence():
             return chat_subject(event.chat_id)
         case ChatMembershipChanged():
             return user_subject(event.user_id)
@@ -347,7 +372,11 @@ def decode_event(data: bytes | str) -> DomainEvent:
 
 
 class OutboxRow(UUIDv7Key, Base):
-    """An event waiting for the relay; ``published_at`` is set once it is handed on."""
+    """An event waiting for the relay; ``published_at`` is set once it is handed on.
+
+    ``live_published_at`` is set by a writer that published the row to NATS itself (chat): the relay
+    then still queues the row's jobs but does not publish it again.
+    """
 
     __tablename__ = "outbox"
     __table_args__ = (
@@ -359,6 +388,7 @@ class OutboxRow(UUIDv7Key, Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     published_at: Mapped[datetime | None]
+    live_published_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(server_default="0")
     last_error: Mapped[str | None] = mapped_column(String(500))
 
@@ -367,7 +397,8 @@ async def record(session: AsyncSession, *events: Event, wake_relay: bool = True)
     """Append ``events`` to the outbox in the caller's transaction and wake the relay on commit.
 
     ``wake_relay=False`` is for rows the caller publishes itself right after the commit (types in
-    :data:`SELF_PUBLISHED_TYPES`): the relay takes them only if still unpublished after the grace.
+    :data:`SELF_PUBLISHED_TYPES`): the caller stamps ``live_published_at`` and wakes the relay then
+    (it only queues their jobs); rows never stamped are published by the relay after the grace.
     """
     rows = [{"id": uuid7(), "event_type": event_type(e), "payload": msgspec.to_builtins(e)} for e in events]
     # A Core insert: cheaper than ORM objects on the hot path of every chat message.

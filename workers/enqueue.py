@@ -16,6 +16,7 @@ from shared.bus import (
     ChatMessageEdited,
     ChatMessagePosted,
     ClubCreated,
+    ClubJoinApproved,
     ClubMemberJoined,
     CommentCreated,
     DomainEvent,
@@ -40,10 +41,11 @@ from shared.bus import (
     event_type,
 )
 from shared.clock import utcnow
+from shared.domain.notifications.triggers import NotifyingEvent
 from workers.jobs.gamification import ON_ACTIVITY, ON_STREAK_ACTIVITY, ActivityOccurred
 from workers.jobs.mail import SEND_EMAIL
 from workers.jobs.media import PROCESS_MEDIA, PURGE_MEDIA
-from workers.jobs.notifications import DISPATCH_NOTIFICATION
+from workers.jobs.notifications import DISPATCH_NOTIFICATION, NOTIFY_FROM_EVENT, EventNotice
 
 
 async def enqueue_send_email(redis: ArqRedis, email: EmailRequested, *, cause: str | uuid.UUID) -> bool:
@@ -59,6 +61,11 @@ async def enqueue_activity(
         user_id=user_id, event_type=event_type(event), occurred_at=occurred_at, cause=str(cause)
     )
     return await ON_ACTIVITY.enqueue(redis, activity, cause=cause)
+
+
+async def enqueue_notice(redis: ArqRedis, event: NotifyingEvent, *, cause: str | uuid.UUID) -> bool:
+    """Queue the job that notifies the people ``event`` concerns, once per ``cause``."""
+    return await NOTIFY_FROM_EVENT.enqueue(redis, EventNotice(event=event, cause=str(cause)), cause=cause)
 
 
 async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str | uuid.UUID) -> bool | None:
@@ -78,14 +85,22 @@ async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str |
             return await enqueue_activity(redis, event, event.user_id, utcnow(), cause)
         case PostCreated():
             return await enqueue_activity(redis, event, event.author_id, utcnow(), cause)
-        case EventCheckedIn() | RsvpConfirmed() | RsvpPromoted():
+        case EventCheckedIn():
             return await enqueue_activity(redis, event, event.user_id, utcnow(), cause)
+        case RsvpConfirmed() | RsvpPromoted():
+            noticed = await enqueue_notice(redis, event, cause=cause)
+            return await enqueue_activity(redis, event, event.user_id, utcnow(), cause) or noticed
         case ChatMessagePosted():
+            # Offline members are told here; the gateway already delivered it to everyone online.
+            noticed = await enqueue_notice(redis, event, cause=cause)
             sender = ids.decode(ids.Prefix.USER, event.message.sender_id)
-            return await enqueue_activity(redis, event, sender, event.message.sent_at, cause)
+            return await enqueue_activity(redis, event, sender, event.message.sent_at, cause) or noticed
+        case EventReminderDue() | EventCancelled() | FriendRequested() | ClubJoinApproved():
+            return await enqueue_notice(redis, event, cause=cause)
         case UserRegistered() | BadgeEarned():
+            # badge.earned: the awarding job notifies in the same transaction as the award.
             return None
-        case FriendRequested() | FriendAccepted() | UserFollowed() | VouchCreated():
+        case FriendAccepted() | UserFollowed() | VouchCreated():
             return None
         case MediaUploaded():
             return await PROCESS_MEDIA.enqueue(redis, event, cause=cause)
@@ -96,7 +111,7 @@ async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str |
         case ChatMessageEdited() | ChatMessageDeleted() | ChatMembershipChanged():
             # Only their live subject matters; gateways deliver them.
             return None
-        case EventCreated() | EventPublished() | EventCancelled() | EventReminderDue():
+        case EventCreated() | EventPublished():
             return None
         case _:
             assert_never(event)

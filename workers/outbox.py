@@ -3,8 +3,9 @@
 Rows are claimed with ``FOR UPDATE SKIP LOCKED`` so any number of workers can relay at
 once without two of them handling the same row. For each row the relay queues the
 event's job (job id derived from the row id, so a row relayed again is not queued
-again), publishes the event on :func:`shared.bus.publish_subject`, and marks the row
-published, all in one transaction per batch. A row that fails is counted, keeps its
+again), publishes the event on :func:`shared.bus.publish_subject` (unless its writer
+already did and stamped ``live_published_at``), and marks the row published, all in
+one transaction per batch. A row that fails is counted, keeps its
 error and is retried after a back-off; the rest of the batch goes on.
 
 The relay wakes on Postgres ``LISTEN tribe_outbox`` (``shared.bus.record`` notifies on
@@ -157,7 +158,13 @@ class OutboxRelay:
         now = self._monotonic()
         self._backoff = {row_id: until for row_id, until in self._backoff.items() if until > now}
         query = (
-            select(OutboxRow.id, OutboxRow.event_type, OutboxRow.payload, OutboxRow.attempts)
+            select(
+                OutboxRow.id,
+                OutboxRow.event_type,
+                OutboxRow.payload,
+                OutboxRow.attempts,
+                OutboxRow.live_published_at,
+            )
             .where(OutboxRow.published_at.is_(None))
             .order_by(OutboxRow.id)
             .limit(self._batch_size)
@@ -165,10 +172,12 @@ class OutboxRelay:
         )
         if self._backoff:
             query = query.where(OutboxRow.id.not_in(list(self._backoff)))
-        # Rows their writer publishes itself are ours only once that writer had its chance.
+        # Rows their writer publishes itself are ours once published live (we only queue their jobs),
+        # or once that writer had its chance and missed it (we publish them too).
         query = query.where(
             or_(
                 OutboxRow.event_type.not_in(SELF_PUBLISHED_TYPES),
+                OutboxRow.live_published_at.is_not(None),
                 OutboxRow.created_at < func.now() - timedelta(seconds=SELF_PUBLISH_GRACE_SECONDS),
             )
         )
@@ -178,15 +187,17 @@ class OutboxRelay:
             attempts = {row.id: row.attempts for row in rows}
             handed_on: list[uuid.UUID] = []
             failures: dict[uuid.UUID, str] = {}
+            published = False
             for row in rows:
                 try:
-                    await self._hand_on(row.id, row.event_type, row.payload)
+                    await self._hand_on(row.id, row.event_type, row.payload, publish=row.live_published_at is None)
                 except Exception as exc:
                     failures[row.id] = _describe(exc)
                 else:
                     handed_on.append(row.id)
+                    published = published or row.live_published_at is None
 
-            if handed_on:
+            if published:
                 try:
                     # publish() only buffers; a row may be marked published once the server has its event.
                     await self._nats.flush(timeout=self._publish_timeout_s)
@@ -208,12 +219,14 @@ class OutboxRelay:
                 log.warning("outbox.row_failed", row_id=str(row_id), attempts=attempts[row_id] + 1, error=error)
         return BatchResult(claimed=len(rows), published=len(handed_on), failed=len(failures))
 
-    async def _hand_on(self, row_id: uuid.UUID, type_: str, payload: dict[str, Any]) -> None:
+    async def _hand_on(self, row_id: uuid.UUID, type_: str, payload: dict[str, Any], *, publish: bool) -> None:
         event: DomainEvent = msgspec.convert(payload, DomainEvent)
         if event_type(event) != type_:
             raise ValueError(f"row says {type_!r} but its payload is {event_type(event)!r}")
         # Queue before publishing: if publishing fails the row is retried and the job id stops a second job.
         await enqueue_for_event(self._redis, event, cause=row_id)
+        if not publish:
+            return
         await self._nats.publish(publish_subject(event), encode_event(event), headers={NATS_MSG_ID_HEADER: str(row_id)})
 
     async def _run(self) -> None:

@@ -32,7 +32,7 @@ from workers.jobs.events import send_event_reminders
 from workers.jobs.gamification import ON_ACTIVITY, ON_STREAK_ACTIVITY, leaderboard_snapshots, streak_reminders
 from workers.jobs.mail import SEND_EMAIL
 from workers.jobs.media import PROCESS_MEDIA, PURGE_MEDIA, sweep_abandoned_uploads
-from workers.jobs.notifications import DELIVER_NOTIFICATION, DISPATCH_NOTIFICATION, send_digests
+from workers.jobs.notifications import DELIVER_NOTIFICATION, DISPATCH_NOTIFICATION, NOTIFY_FROM_EVENT, send_digests
 from workers.jobs.system import heartbeat
 from workers.outbox import OutboxRelay, listen_dsn
 from workers.serialization import job_deserializer, job_serializer
@@ -43,6 +43,7 @@ JOBS: tuple[JobSpec[Any], ...] = (
     SEND_EMAIL,
     DISPATCH_NOTIFICATION,
     DELIVER_NOTIFICATION,
+    NOTIFY_FROM_EVENT,
     ON_STREAK_ACTIVITY,
     ON_ACTIVITY,
     PROCESS_MEDIA,

@@ -23,6 +23,7 @@ from shared import ids
 from shared.bus import ChatMessagePosted, record, user_subject
 from shared.config import Settings
 from shared.domain.chat.models import Chat, ChatMessage
+from shared.domain.chat.presence import Presence, presence_key
 from shared.domain.chat.services import message_view
 from tests.realtime.helpers import Account, GatewayProcess, create_account, issue_token
 from tests.support import start_process, stop_process
@@ -494,3 +495,60 @@ async def test_notifications_published_for_a_user_reach_their_sockets(
         await expect(bob_ws, "notification.new", within=0.5)
     await alice_ws.close()
     await bob_ws.close()
+
+
+async def test_presence_lasts_while_any_socket_on_any_gateway_is_open(
+    gateway: GatewayProcess, roomy_gateway: GatewayProcess, member: Any, settings: Settings
+) -> None:
+    who = await member()
+    redis = Redis.from_url(settings.redis_url)
+    presence = Presence(redis)
+
+    async def settles(online: bool) -> None:
+        async with asyncio.timeout(5):
+            while await presence.is_online(who.account.user_id) != online:
+                await asyncio.sleep(0.02)
+
+    try:
+        assert not await presence.is_online(who.account.user_id)
+        first = await socket(gateway.ws_url, who)
+        assert await presence.is_online(who.account.user_id)
+        second = await socket(gateway.ws_url, who)
+        other = await socket(roomy_gateway.ws_url, who)
+        # Each gateway keeps one member, expiring unless refreshed on its heartbeat.
+        members = await redis.zrange(presence_key(who.account.user_id), 0, -1)
+        assert len(members) == 2
+        await first.close()
+        await second.close()
+        async with asyncio.timeout(5):
+            while len(await redis.zrange(presence_key(who.account.user_id), 0, -1)) != 1:
+                await asyncio.sleep(0.02)
+        assert await presence.is_online(who.account.user_id)
+        await other.close()
+        await settles(False)
+    finally:
+        await redis.aclose()
+
+
+async def test_presence_frames_reach_chat_peers_on_first_open_and_last_close(
+    gateway: GatewayProcess, api: httpx.AsyncClient, member: Any
+) -> None:
+    a, b, stranger = await member(), await member(), await member()
+    chat_id = await open_chat(api, a, b)
+    async with await socket(gateway.ws_url, b) as wb, await socket(gateway.ws_url, stranger) as ws:
+        first = await socket(gateway.ws_url, a)
+        online = await expect(wb, "presence")
+        assert online == {"type": "presence", "chat_id": chat_id, "user_id": a.id, "status": "online"}
+        # A second socket of a user already online says nothing; the next frame b sees is a's message.
+        second = await socket(gateway.ws_url, a)
+        await second.send(send_frame(chat_id, "hello"))
+        assert (await recv(wb))["type"] == "message.new"
+        await first.close()
+        await second.send(send_frame(chat_id, "still here"))
+        assert (await recv(wb))["type"] == "message.new"
+        await second.close()
+        offline = await expect(wb, "presence")
+        assert offline == {"type": "presence", "chat_id": chat_id, "user_id": a.id, "status": "offline"}
+        # Someone sharing no chat with a hears nothing of it.
+        await ws.send(msgspec.json.encode({"type": "ping"}).decode())
+        assert (await recv(ws))["type"] == "pong"

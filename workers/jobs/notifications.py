@@ -11,10 +11,12 @@ from sqlalchemy import select
 
 from shared import ids
 from shared.bus import NotificationCreated, user_subject
+from shared.domain.chat.presence import Presence
 from shared.domain.notifications.delivery import deliver, plan_deliveries, send_digest, user_zone, users_due_for_digest
 from shared.domain.notifications.models import Notification
 from shared.domain.notifications.schemas import Channel, NotificationNew
 from shared.domain.notifications.services import view_of
+from shared.domain.notifications.triggers import NotifyingEvent, notify_for_event
 from shared.domain.users.models import User
 from workers.context import JobContext, resources_of
 from workers.jobs.base import JobSpec
@@ -65,10 +67,25 @@ async def deliver_notification(ctx: JobContext, request: DeliveryRequest) -> Non
         await deliver(session, request.notification_id, request.channel, res.senders)
 
 
+class EventNotice(msgspec.Struct, frozen=True, kw_only=True):
+    """A domain event that notifies someone, and its cause (the outbox row id) for the dedupe keys."""
+
+    event: NotifyingEvent
+    cause: str
+
+
+async def notify_from_event(ctx: JobContext, notice: EventNotice) -> None:
+    """Store the notifications ``notice.event`` causes; a repeat of the cause stores nothing new."""
+    res = ctx.resources
+    async with res.sessions.begin() as session:
+        await notify_for_event(session, Presence(res.redis), notice.event, notice.cause, res.clock())
+
+
 DISPATCH_NOTIFICATION = JobSpec(
     name="dispatch_notification", payload_type=NotificationCreated, run=dispatch_notification
 )
 DELIVER_NOTIFICATION = JobSpec(name="deliver_notification", payload_type=DeliveryRequest, run=deliver_notification)
+NOTIFY_FROM_EVENT = JobSpec(name="notify_from_event", payload_type=EventNotice, run=notify_from_event)
 
 
 async def send_digests(ctx: dict[Any, Any]) -> int:

@@ -42,10 +42,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import ids
 from shared.bus import (
+    OUTBOX_CHANNEL,
     ChatMembershipChanged,
     ChatMessageDeleted,
     ChatMessageEdited,
     ChatMessagePosted,
+    ChatPresence,
     ChatRead,
     ChatTyping,
     Event,
@@ -57,6 +59,7 @@ from shared.bus import (
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.domain.chat.models import Chat, ChatMessage, ChatParticipant, ChatType, ModerationStatus, ParticipantRole
+from shared.domain.chat.presence import Presence
 from shared.domain.chat.schemas import (
     MAX_GROUP_MEMBERS,
     ChatView,
@@ -275,9 +278,11 @@ class PublishedStamper:
             async with self._sessions.begin() as session:
                 await session.execute(
                     update(OutboxRow)
-                    .where(OutboxRow.id.in_(batch), OutboxRow.published_at.is_(None))
-                    .values(published_at=func.now())
+                    .where(OutboxRow.id.in_(batch), OutboxRow.live_published_at.is_(None))
+                    .values(live_published_at=func.now())
                 )
+                # The relay still queues these rows' jobs (badges, offline notifications); wake it now.
+                await session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
         except Exception as exc:
             log.warning("chat.stamp_deferred_to_relay", rows=len(batch), error=f"{type(exc).__name__}: {exc}")
 
@@ -299,6 +304,7 @@ class ChatService:
         self.limits = limits or ChatLimits()
         self._clock = clock
         self._stamper = PublishedStamper(sessions, nats)
+        self.presence = Presence(redis)
         self._message_limiter = RateLimiter(
             redis, self.limits.message_rate_limit, window_seconds=self.limits.message_rate_window_seconds
         )
@@ -762,6 +768,20 @@ class ChatService:
     async def close(self) -> None:
         """Stamp what was published but not yet marked (call before closing NATS and the database)."""
         await self._stamper.close()
+
+    async def announce_presence(self, user_id: uuid.UUID, online: bool) -> int:
+        """Tell every chat of ``user_id`` that they came online or went offline; returns how many chats."""
+        async with self._sessions() as session:
+            chat_ids = list(
+                await session.scalars(select(ChatParticipant.chat_id).where(ChatParticipant.user_id == user_id))
+            )
+        user = ids.encode(ids.Prefix.USER, user_id)
+        status = "online" if online else "offline"
+        for chat_id in chat_ids:
+            await self._publish_live(
+                ChatPresence(chat_id=ids.encode(ids.Prefix.CHAT, chat_id), user_id=user, status=status)
+            )
+        return len(chat_ids)
 
     async def _publish_live(self, event: Event) -> None:
         subject = live_subject(event)

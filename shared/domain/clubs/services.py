@@ -435,6 +435,9 @@ class ClubService:
                 )
                 if moved is not None:
                     await self._count_joined(session, club_id, user_id)
+                    await bus.record(
+                        session, bus.ClubJoinApproved(club_id=club_id, user_id=user_id, approved_by=actor.user_id)
+                    )
                     return RequestDecision(status="approved")
                 current = await _membership(session, club_id, user_id)
                 if is_active(current):

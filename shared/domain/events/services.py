@@ -555,7 +555,9 @@ class EventService:
         rsvp.updated_at = self._clock()
         await session.flush()
         await _history(session, rsvp, previous, reason, actor_id)
-        events: list[bus.Event] = [bus.RsvpConfirmed(event_id=event.id, rsvp_id=rsvp.id, user_id=rsvp.user_id)]
+        events: list[bus.Event] = [
+            bus.RsvpConfirmed(event_id=event.id, rsvp_id=rsvp.id, user_id=rsvp.user_id, reason=reason)
+        ]
         if reason == "promoted":
             events.insert(0, bus.RsvpPromoted(event_id=event.id, rsvp_id=rsvp.id, user_id=rsvp.user_id))
         await bus.record(session, *events)
