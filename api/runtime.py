@@ -69,7 +69,7 @@ async def open_runtime(settings: Settings) -> Runtime:
     nc = await nats.connect(settings.nats_url, name="tribe-api", max_reconnect_attempts=-1)
     tokens = AccessTokens(settings)
     media = MediaService(settings, sessions, reads, Storage(settings))
-    posts = PostService(sessions, reads)
+    posts = PostService(sessions, reads, media=media)
     return Runtime(
         settings=settings,
         engine=engine,

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from shared.domain.media.schemas import MediaView
 from shared.domain.posts.models import MAX_COMMENT_LENGTH, MAX_POST_LENGTH
 
 PostText = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_POST_LENGTH)]
@@ -80,7 +81,8 @@ class PostItem(msgspec.Struct, tag_field="type", tag="post"):
     space_id: str | None
     visibility: VisibilityName | None
     content: str
-    media: list[str]
+    # Ready items only, in the order attached; rejected or deleted media drops out.
+    media: list[MediaView]
     event_id: str | None
     tags: list[str]
     reactions: dict[str, int]

@@ -45,6 +45,8 @@ from shared.domain.clubs.services import (
     content_readable_by,
     readable_club,
 )
+from shared.domain.media.models import Purpose
+from shared.domain.media.services import MediaService
 from shared.domain.posts.models import (
     MAX_COMMENT_DEPTH,
     Comment,
@@ -154,10 +156,13 @@ class PostService:
         sessions: async_sessionmaker[AsyncSession],
         reads: async_sessionmaker[AsyncSession] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        *,
+        media: MediaService,
     ) -> None:
         self._sessions = sessions
         self._reads = reads or sessions
         self._clock = clock
+        self._media = media
 
     # ---- posts ---------------------------------------------------------------------------
 
@@ -221,6 +226,8 @@ class PostService:
         )
         session.add(post)
         await session.flush()
+        # Inside the post's transaction: a refused item leaves no post behind.
+        await self._media.claim_for_attachment(session, author_id, media, Purpose.POST, post.id)
         await bus.record(session, bus.PostCreated(post_id=post.id, author_id=author_id, club_id=club_id))
         return post
 
@@ -239,7 +246,11 @@ class PostService:
             if patch.content is not msgspec.UNSET:
                 post.content = _text(patch.content, "content")
             if patch.media_ids is not msgspec.UNSET:
-                post.media_ids = _media(patch.media_ids)
+                wanted = _media(patch.media_ids)
+                await self._media.claim_for_attachment(session, actor.user_id, wanted, Purpose.POST, post.id)
+                # Items taken off the post stay the author's, free to attach elsewhere.
+                await self._media.release_attachment(session, Purpose.POST, post.id, keep=wanted)
+                post.media_ids = wanted
             if patch.tags is not msgspec.UNSET:
                 post.tags = normalize_interests(patch.tags)
             if patch.visibility is not msgspec.UNSET:
@@ -259,6 +270,8 @@ class PostService:
             post.deleted_at = self._clock()
             post.deleted_by = actor.user_id
             post.pinned_at = None
+            # The post's media goes with it (issue 8): rows now, objects by the purge job.
+            await self._media.discard_attached(session, Purpose.POST, post.id)
 
     async def set_pinned(self, actor: AccessClaims, post_id: uuid.UUID, *, pinned: bool) -> PostItem:
         """Pin or unpin: a club moderator for club posts, the author for profile posts."""
@@ -570,6 +583,7 @@ class PostService:
         club_ids = {p.club_id for p in posts if p.club_id is not None}
         clubs = {c.id: c for c in await session.scalars(select(Club).where(Club.id.in_(club_ids)))} if club_ids else {}
         reactions = await _reaction_counts(session, PostReaction, post_ids, viewer_id)
+        media = await self._media.views([m for p in posts for m in p.media_ids])
         comment_counts = dict(
             (
                 await session.execute(
@@ -595,7 +609,7 @@ class PostService:
                     space_id=ids.encode(ids.Prefix.SPACE, post.space_id) if post.space_id else None,
                     visibility=post.visibility,  # type: ignore[arg-type]
                     content=post.content,
-                    media=[ids.encode(ids.Prefix.MEDIA, m) for m in post.media_ids],
+                    media=[media[m] for m in post.media_ids if m in media],
                     event_id=ids.encode(ids.Prefix.EVENT, post.event_id) if post.event_id else None,
                     tags=post.tags,
                     reactions=counts,
