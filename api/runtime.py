@@ -91,7 +91,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         posts=posts,
         search=SearchService(reads, posts),
         chat=ChatService(sessions, redis, nc, ChatLimits.from_settings(settings)),
-        events=EventService(settings, sessions),
+        events=EventService(settings, sessions, media=media),
         auth_limiter=RateLimiter(redis, settings.auth_rate_limit_per_minute),
     )
 

@@ -280,6 +280,21 @@ class MediaService:
             )
             return {m.id: self.view(m) for m in rows}
 
+    async def target_views(self, purpose: Purpose, target_id: uuid.UUID, *, limit: int = 50) -> list[MediaView]:
+        """Ready items uploaded for ``(purpose, target_id)`` (an event's media), oldest first."""
+        async with self._reads() as session:
+            rows = await session.scalars(
+                select(Media)
+                .where(
+                    Media.purpose == purpose.value,
+                    Media.target_id == target_id,
+                    Media.status == MediaStatus.READY.value,
+                )
+                .order_by(Media.id)
+                .limit(limit)
+            )
+            return [self.view(m) for m in rows]
+
     async def public_variant_url(self, media_id: uuid.UUID, variant: str) -> str:
         """A presigned GET for a variant of a ready public item (avatars); 404 otherwise."""
         async with self._reads() as session:
