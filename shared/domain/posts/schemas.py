@@ -93,8 +93,24 @@ class PostItem(msgspec.Struct, tag_field="type", tag="post"):
     edited_at: datetime | None
 
 
-# Feed items are a tagged union on ``type``; the events and media features add their cards here.
-FeedItem = PostItem
+class EventCard(msgspec.Struct, tag_field="type", tag="event"):
+    """A published event as a feed card; ``published_at`` is its place in the feed."""
+
+    id: str
+    title: str
+    start_time: datetime
+    end_time: datetime
+    timezone: str
+    location_name: str
+    kind: str
+    club: ClubRef | None
+    organizer: Author
+    attendees_count: int
+    published_at: datetime
+
+
+# Feed items are a tagged union on ``type``.
+FeedItem = PostItem | EventCard
 
 
 class ReactionCreate(msgspec.Struct, forbid_unknown_fields=True):
