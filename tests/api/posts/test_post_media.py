@@ -150,3 +150,29 @@ async def test_editing_swaps_media_and_deleting_a_post_deletes_its_media_objects
     still = await media_row(db, dropped)
     assert still is not None
     assert still.status == MediaStatus.READY.value
+
+
+async def test_two_posts_racing_for_one_media_item_attach_it_once(
+    client: httpx.AsyncClient, make_account: MakeAccount, db: async_sessionmaker[AsyncSession]
+) -> None:
+    author = await make_account()
+    photo = await ready_photo(client, author)
+    club = await create_club(client, author)
+
+    async def post(path: str, body: dict[str, object]) -> httpx.Response:
+        return await client.post(path, json={"content": "race", "media_ids": [photo], **body}, headers=author.headers)
+
+    responses = await asyncio.gather(
+        post(f"/v1/clubs/{club['id']}/posts", {}),
+        post("/v1/users/me/posts", {}),
+        post(f"/v1/clubs/{club['id']}/posts", {}),
+    )
+    assert sorted(r.status_code for r in responses) == [201, 409, 409]
+    for response in responses:
+        if response.status_code == 409:
+            problem(response, 409, "media_already_attached")
+    assert await posts_by(db, author) == 1
+    [winner] = [r.json()["id"] for r in responses if r.status_code == 201]
+    row = await media_row(db, photo)
+    assert row is not None
+    assert row.attached_to_id == ids.decode(ids.Prefix.POST, winner)
