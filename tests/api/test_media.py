@@ -308,20 +308,29 @@ async def test_disallowed_uploads_are_422_naming_the_rule_and_store_nothing(
     assert owned == 0
 
 
-async def test_unknown_fields_and_event_targets_without_a_feature(
+async def test_unknown_fields_and_targets_the_owning_feature_refuses(
     client: httpx.AsyncClient, make_account: MakeAccount
 ) -> None:
     hank = await make_account()
     request = {"type": "photo", "content_type": "image/png", "file_name": "a", "size_bytes": 10, "purpose": "post"}
     extra = await client.post("/v1/media", json={**request, "status": "ready"}, headers=hank.headers)
     assert extra.status_code == 422
+    # The events feature registers its check: an unknown event is not found.
     event = await client.post(
         "/v1/media",
         json={**request, "purpose": "event", "target_id": ids.encode(ids.Prefix.EVENT, uuid.uuid4())},
         headers=hank.headers,
     )
-    assert event.status_code == 422
-    assert event.json()["code"] == "purpose_unavailable"
+    assert event.status_code == 404
+    assert event.json()["code"] == "event_not_found"
+    # No feature opens club targets yet.
+    club = await client.post(
+        "/v1/media",
+        json={**request, "purpose": "club", "target_id": ids.encode(ids.Prefix.CLUB, uuid.uuid4())},
+        headers=hank.headers,
+    )
+    assert club.status_code == 422
+    assert club.json()["code"] == "purpose_unavailable"
     assert (await client.post("/v1/media", json=request)).status_code == 401
 
 
