@@ -69,7 +69,7 @@ async def open_runtime(settings: Settings) -> Runtime:
     nc = await nats.connect(settings.nats_url, name="tribe-api", max_reconnect_attempts=-1)
     tokens = AccessTokens(settings)
     media = MediaService(settings, sessions, reads, Storage(settings))
-    posts = PostService(sessions, reads)
+    posts = PostService(sessions, reads, media=media)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -91,7 +91,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         posts=posts,
         search=SearchService(reads, posts),
         chat=ChatService(sessions, redis, nc, ChatLimits.from_settings(settings)),
-        events=EventService(settings, sessions),
+        events=EventService(settings, sessions, media=media),
         auth_limiter=RateLimiter(redis, settings.auth_rate_limit_per_minute),
     )
 

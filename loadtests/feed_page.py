@@ -38,10 +38,12 @@ from shared.db.session import create_engine, create_read_session_factory, create
 from shared.dev.stack import EmbeddedStack
 from shared.domain.auth.tokens import AccessClaims
 from shared.domain.clubs.models import Club, ClubMembership
+from shared.domain.media.services import MediaService
 from shared.domain.posts.models import Post
 from shared.domain.posts.services import PostService, home_feed_keys
 from shared.domain.social.models import Follow, Friendship
 from shared.domain.users.models import User
+from shared.storage import Storage
 
 console = Console()
 CLUBS, CREATORS, FRIENDS, STRANGERS = 40, 100, 20, 50
@@ -159,7 +161,7 @@ async def run(env: dict[str, str], requests: int) -> None:
     try:
         viewer_id = await build(sessions)
         claims = AccessClaims(user_id=viewer_id, session_id=uuid.uuid4(), roles=("user",), expires_at=0)
-        service = PostService(sessions, reads)
+        service = PostService(sessions, reads, media=MediaService(settings, sessions, reads, Storage(settings)))
         first = await service.home_feed(claims, None, 20)
         assert len(first.items) == 20
         assert first.next_cursor

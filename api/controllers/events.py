@@ -22,6 +22,8 @@ from shared.domain.events.schemas import (
     CreatedEvent,
     EventCreate,
     EventDetail,
+    EventMediaRequest,
+    EventMediaTicket,
     EventSummary,
     EventUpdate,
     FeedToken,
@@ -102,6 +104,13 @@ class EventController(Controller):
     async def detail(self, event_id: str, event_service: EventService, caller: AccessClaims) -> EventDetail:
         """An event with attendees summary, waitlist and the caller's RSVP."""
         return await event_service.get_event(caller, _event(event_id))
+
+    @post("/{event_id:str}/media", status_code=HTTP_200_OK)
+    async def media(
+        self, event_id: str, data: EventMediaRequest, event_service: EventService, caller: AccessClaims
+    ) -> EventMediaTicket:
+        """An upload slot for the event's media (organizers and confirmed attendees); complete it via /v1/media."""
+        return await event_service.request_media_upload(caller, _event(event_id), data)
 
     @patch("/{event_id:str}")
     async def update(

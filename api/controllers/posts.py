@@ -58,7 +58,7 @@ class PostController(Controller):
         space_id: str | None = None,
         cursor: str | None = None,
         limit: int | None = None,
-    ) -> Page[PostItem]:
+    ) -> Page[FeedItem]:
         """A club's posts, newest first; private and secret clubs only for members."""
         return await post_service.club_feed(
             caller, parse_id(ids.Prefix.CLUB, club_id), space_id=space_id, cursor=cursor, limit=limit

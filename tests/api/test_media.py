@@ -27,6 +27,17 @@ from shared.domain.users.models import User
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.storage import Storage
 from tests.api.conftest import Account, MakeAccount
+from tests.api.media_support import (
+    media_row,
+    object_exists,
+    png,
+    post_form,
+    put_url,
+    ready_photo,
+    request_upload,
+    upload,
+    wait_status,
+)
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -62,13 +73,6 @@ def jpeg_with_gps(width: int = 1600, height: int = 1200) -> bytes:
     return out.getvalue()
 
 
-def png(width: int = 300, height: int = 200) -> bytes:
-    """A small PNG."""
-    out = io.BytesIO()
-    Image.new("RGBA", (width, height), (10, 20, 30, 128)).save(out, format="PNG")
-    return out.getvalue()
-
-
 def png_bomb(side: int = 20_000) -> bytes:
     """A valid grayscale PNG of ``side``² pixels (400 M by default) that compresses to a few hundred KB."""
 
@@ -101,81 +105,6 @@ def mp4(duration_s: int = 7, width: int = 640, height: int = 360) -> bytes:
         + box(b"mdat", bytes(200_000))
         + box(b"moov", box(b"mvhd", mvhd) + box(b"trak", box(b"tkhd", tkhd)))
     )
-
-
-async def request_upload(
-    client: httpx.AsyncClient, account: Account, data: bytes, content_type: str, **fields: Any
-) -> dict[str, Any]:
-    body = {
-        "type": "photo",
-        "content_type": content_type,
-        "file_name": "file.bin",
-        "size_bytes": len(data),
-        "purpose": "post",
-        **fields,
-    }
-    response = await client.post("/v1/media", json=body, headers=account.headers)
-    assert response.status_code == 201, response.text
-    ticket: dict[str, Any] = response.json()
-    return ticket
-
-
-async def post_form(ticket: dict[str, Any], data: bytes, content_type: str) -> httpx.Response:
-    """Upload through the presigned POST, as a browser form would."""
-    async with httpx.AsyncClient(timeout=30) as s3:
-        return await s3.post(
-            ticket["upload"]["url"], data=ticket["upload"]["fields"], files={"file": ("f", data, content_type)}
-        )
-
-
-async def put_url(url: str, data: bytes, content_type: str) -> httpx.Response:
-    """Upload through the presigned PUT."""
-    async with httpx.AsyncClient(timeout=30) as s3:
-        return await s3.put(url, content=data, headers={"Content-Type": content_type})
-
-
-async def upload(
-    client: httpx.AsyncClient, account: Account, data: bytes, content_type: str, **fields: Any
-) -> tuple[str, dict[str, Any]]:
-    """Request, upload by POST and complete; the media id and the complete answer."""
-    ticket = await request_upload(client, account, data, content_type, **fields)
-    stored = await post_form(ticket, data, content_type)
-    assert stored.status_code == 204, stored.text
-    done = await client.post(f"/v1/media/{ticket['media_id']}/complete", headers=account.headers)
-    assert done.status_code == 200, done.text
-    return str(ticket["media_id"]), done.json()
-
-
-async def wait_status(client: httpx.AsyncClient, account: Account, media_id: str, *statuses: str) -> dict[str, Any]:
-    """Poll the media until it reaches one of ``statuses`` (the worker processes it)."""
-    async with asyncio.timeout(20):
-        while True:
-            response = await client.get(f"/v1/media/{media_id}", headers=account.headers)
-            assert response.status_code == 200, response.text
-            body: dict[str, Any] = response.json()
-            if body["status"] in statuses:
-                return body
-            await asyncio.sleep(0.05)
-
-
-async def ready_photo(client: httpx.AsyncClient, account: Account, **fields: Any) -> str:
-    media_id, done = await upload(client, account, png(), "image/png", **fields)
-    assert done == {"status": "processing"}
-    await wait_status(client, account, media_id, "ready")
-    return media_id
-
-
-async def object_exists(storage: Storage, key: str) -> bool:
-    try:
-        await storage.head(key)
-    except NotFound:
-        return False
-    return True
-
-
-async def media_row(db: async_sessionmaker[AsyncSession], media_id: str) -> Media | None:
-    async with db() as session:
-        return await session.get(Media, ids.decode(ids.Prefix.MEDIA, media_id))
 
 
 async def as_moderator(client: httpx.AsyncClient, db: async_sessionmaker[AsyncSession], account: Account) -> Account:
@@ -379,20 +308,29 @@ async def test_disallowed_uploads_are_422_naming_the_rule_and_store_nothing(
     assert owned == 0
 
 
-async def test_unknown_fields_and_event_targets_without_a_feature(
+async def test_unknown_fields_and_targets_the_owning_feature_refuses(
     client: httpx.AsyncClient, make_account: MakeAccount
 ) -> None:
     hank = await make_account()
     request = {"type": "photo", "content_type": "image/png", "file_name": "a", "size_bytes": 10, "purpose": "post"}
     extra = await client.post("/v1/media", json={**request, "status": "ready"}, headers=hank.headers)
     assert extra.status_code == 422
+    # The events feature registers its check: an unknown event is not found.
     event = await client.post(
         "/v1/media",
         json={**request, "purpose": "event", "target_id": ids.encode(ids.Prefix.EVENT, uuid.uuid4())},
         headers=hank.headers,
     )
-    assert event.status_code == 422
-    assert event.json()["code"] == "purpose_unavailable"
+    assert event.status_code == 404
+    assert event.json()["code"] == "event_not_found"
+    # No feature opens club targets yet.
+    club = await client.post(
+        "/v1/media",
+        json={**request, "purpose": "club", "target_id": ids.encode(ids.Prefix.CLUB, uuid.uuid4())},
+        headers=hank.headers,
+    )
+    assert club.status_code == 422
+    assert club.json()["code"] == "purpose_unavailable"
     assert (await client.post("/v1/media", json=request)).status_code == 401
 
 

@@ -93,6 +93,15 @@ class Event(UUIDv7Key, Timestamps, Base):
         CheckConstraint("latitude BETWEEN -90 AND 90 AND longitude BETWEEN -180 AND 180", name="coordinates"),
         CheckConstraint("visibility <> 'club' OR club_id IS NOT NULL", name="club_visibility_needs_club"),
         Index("ix_events_status_start_time", "status", "start_time", "id"),
+        # Feeds read newly published events per club and per organizer, newest first.
+        Index("ix_events_club_feed", "club_id", "published_at", "id", postgresql_where=text("status = 'published'")),
+        Index(
+            "ix_events_organizer_feed",
+            "organizer_id",
+            "published_at",
+            "id",
+            postgresql_where=text("status = 'published' AND visibility = 'public'"),
+        ),
         Index("ix_events_tags", "tags", postgresql_using="gin"),
         Index("ix_events_city", text("lower(city)")),
         # Radius queries: earth_box(...) @> ll_to_earth(lat, lng) uses this GiST index.

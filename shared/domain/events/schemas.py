@@ -7,6 +7,15 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from shared.domain.media.schemas import (
+    ContentType,
+    FileName,
+    MediaTypeName,
+    MediaView,
+    PresignedPostForm,
+    SizeBytes,
+)
+
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=140)]
 Description = Annotated[str, msgspec.Meta(max_length=5000)]
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=30)]
@@ -158,7 +167,8 @@ class EventDetail(msgspec.Struct):
     address_visibility: AddressVisibilityName
     capacity: int | None
     attendees: AttendeesSummary
-    media: list[str]
+    # Ready media uploaded for this event, oldest first.
+    media: list[MediaView]
     ticketing: Ticketing
     waitlist_count: int
     my_rsvp: MyRsvp | None
@@ -293,3 +303,21 @@ class FeedToken(msgspec.Struct):
     token: str
     url: str
     webcal_url: str
+
+
+class EventMediaRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """An upload slot for the event's media (seed 000 shape); ``size_bytes`` defaults to the type's limit."""
+
+    type: MediaTypeName
+    content_type: ContentType
+    file_name: FileName
+    size_bytes: SizeBytes | None = None
+
+
+class EventMediaTicket(msgspec.Struct):
+    """Where to upload: the presigned PUT (its signature covers ``size_bytes``) and a presigned POST form."""
+
+    upload_url: str
+    media_id: str
+    expires_at: datetime
+    upload: PresignedPostForm

@@ -66,6 +66,8 @@ from shared.domain.events.schemas import (
     CreatedEvent,
     EventCreate,
     EventDetail,
+    EventMediaRequest,
+    EventMediaTicket,
     EventSummary,
     EventUpdate,
     FeedToken,
@@ -80,6 +82,10 @@ from shared.domain.events.schemas import (
     Ticketing,
     TicketingIn,
 )
+from shared.domain.media.formats import SIZE_LIMITS
+from shared.domain.media.models import MediaType, Purpose
+from shared.domain.media.schemas import UploadRequest
+from shared.domain.media.services import MediaService, TargetPolicy
 from shared.domain.users.models import Role, User
 from shared.domain.users.services import normalize_interests
 from shared.errors import Conflict, FieldError, InvalidInput, NotFound, PermissionDenied
@@ -194,10 +200,14 @@ class EventService:
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
         clock: Callable[[], datetime] = utcnow,
+        *,
+        media: MediaService,
     ) -> None:
         self._settings = settings
         self._sessions = sessions
         self._clock = clock
+        self._media = media
+        media.register_target(Purpose.EVENT, self._media_target_check)
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -863,22 +873,42 @@ class EventService:
         return f"{self._settings.public_app_url.rstrip('/')}/e/{event.slug}"
 
     async def _viewer(self, session: AsyncSession, event: Event, actor: AccessClaims) -> Viewer:
-        membership = (
-            await _club_membership(session, event.club_id, actor.user_id) if event.club_id is not None else None
-        )
-        editor = event.organizer_id == actor.user_id or Role.ADMIN.value in actor.roles or _is_club_editor(membership)
-        staff = bool(
-            await session.scalar(
-                select(exists().where(EventStaff.event_id == event.id, EventStaff.user_id == actor.user_id))
+        return await _viewer_of(session, event, actor.user_id, actor.roles)
+
+    async def _media_target_check(
+        self, session: AsyncSession, caller_id: uuid.UUID, event_id: uuid.UUID
+    ) -> TargetPolicy:
+        """Media service hook: organizers and confirmed attendees may upload; 404 when the event is not visible."""
+        event = await _event(session, event_id)
+        roles = await session.scalar(select(User.roles).where(User.id == caller_id))
+        viewer = await _viewer_of(session, event, caller_id, tuple(roles or ()))
+        self._require_visible(event, viewer)
+        confirmed = viewer.rsvp is not None and viewer.rsvp.status == RsvpStatus.CONFIRMED
+        if not (viewer.editor or confirmed):
+            raise PermissionDenied(
+                "only organizers and confirmed attendees can add media to this event", code="not_attendee"
             )
+        return TargetPolicy()
+
+    async def request_media_upload(
+        self, actor: AccessClaims, event_id: uuid.UUID, data: EventMediaRequest
+    ) -> EventMediaTicket:
+        """An upload slot for the event's media (organizers and confirmed attendees)."""
+        size = data.size_bytes if data.size_bytes is not None else SIZE_LIMITS[MediaType(data.type)]
+        ticket = await self._media.create_upload(
+            actor,
+            UploadRequest(
+                type=data.type,
+                content_type=data.content_type,
+                file_name=data.file_name,
+                size_bytes=size,
+                purpose=Purpose.EVENT.value,
+                target_id=ids.encode(ids.Prefix.EVENT, event_id),
+            ),
         )
-        rsvp = await session.scalar(
-            select(Rsvp)
-            .where(Rsvp.event_id == event.id, Rsvp.user_id == actor.user_id)
-            .execution_options(populate_existing=True)
+        return EventMediaTicket(
+            upload_url=ticket.upload_url, media_id=ticket.media_id, expires_at=ticket.expires_at, upload=ticket.upload
         )
-        member = membership is not None and membership.status == MembershipStatus.ACTIVE
-        return Viewer(editor=editor, staff=staff, member=member, rsvp=rsvp)
 
     def _require_visible(self, event: Event, viewer: Viewer) -> None:
         if viewer.editor:
@@ -928,7 +958,7 @@ class EventService:
                     for uid, name, avatar in preview_rows
                 ],
             ),
-            media=[],
+            media=await self._media.target_views(Purpose.EVENT, event.id),
             ticketing=Ticketing(
                 type=event.ticket_type,  # type: ignore[arg-type]
                 price_cents=event.price_cents,
@@ -1117,6 +1147,19 @@ def _is_club_editor(membership: ClubMembership | None) -> bool:
         and membership.status == MembershipStatus.ACTIVE
         and membership.role in _CLUB_EDITOR_ROLES
     )
+
+
+async def _viewer_of(session: AsyncSession, event: Event, user_id: uuid.UUID, roles: Sequence[str]) -> Viewer:
+    membership = await _club_membership(session, event.club_id, user_id) if event.club_id is not None else None
+    editor = event.organizer_id == user_id or Role.ADMIN.value in roles or _is_club_editor(membership)
+    staff = bool(
+        await session.scalar(select(exists().where(EventStaff.event_id == event.id, EventStaff.user_id == user_id)))
+    )
+    rsvp = await session.scalar(
+        select(Rsvp).where(Rsvp.event_id == event.id, Rsvp.user_id == user_id).execution_options(populate_existing=True)
+    )
+    member = membership is not None and membership.status == MembershipStatus.ACTIVE
+    return Viewer(editor=editor, staff=staff, member=member, rsvp=rsvp)
 
 
 def _require_editor(viewer: Viewer) -> None:

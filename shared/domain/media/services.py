@@ -280,6 +280,21 @@ class MediaService:
             )
             return {m.id: self.view(m) for m in rows}
 
+    async def target_views(self, purpose: Purpose, target_id: uuid.UUID, *, limit: int = 50) -> list[MediaView]:
+        """Ready items uploaded for ``(purpose, target_id)`` (an event's media), oldest first."""
+        async with self._reads() as session:
+            rows = await session.scalars(
+                select(Media)
+                .where(
+                    Media.purpose == purpose.value,
+                    Media.target_id == target_id,
+                    Media.status == MediaStatus.READY.value,
+                )
+                .order_by(Media.id)
+                .limit(limit)
+            )
+            return [self.view(m) for m in rows]
+
     async def public_variant_url(self, media_id: uuid.UUID, variant: str) -> str:
         """A presigned GET for a variant of a ready public item (avatars); 404 otherwise."""
         async with self._reads() as session:
@@ -401,6 +416,23 @@ class MediaService:
             )
             .values(attached_to_kind=None, attached_to_id=None)
         )
+
+    async def discard_attached(self, session: AsyncSession, purpose: Purpose, target_id: uuid.UUID) -> int:
+        """Delete what is attached to ``(purpose, target_id)`` in the caller's transaction; a job purges objects.
+
+        For targets that are deleted (a post): their media goes with them. Returns how many items.
+        """
+        rows = list(
+            await session.scalars(
+                select(Media)
+                .where(Media.attached_to_kind == purpose.value, Media.attached_to_id == target_id)
+                .order_by(Media.id)
+                .with_for_update()
+            )
+        )
+        for media in rows:
+            await self._discard(session, media, MediaStatus.DELETED, None)
+        return len(rows)
 
     async def set_avatar(self, session: AsyncSession, user_id: uuid.UUID, media_id: uuid.UUID | None) -> str | None:
         """Attach ``media_id`` as ``user_id``'s avatar (``None`` clears it); returns the new ``avatar_url``."""

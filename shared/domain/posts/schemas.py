@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from shared.domain.media.schemas import MediaView
 from shared.domain.posts.models import MAX_COMMENT_LENGTH, MAX_POST_LENGTH
 
 PostText = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_POST_LENGTH)]
@@ -80,7 +81,8 @@ class PostItem(msgspec.Struct, tag_field="type", tag="post"):
     space_id: str | None
     visibility: VisibilityName | None
     content: str
-    media: list[str]
+    # Ready items only, in the order attached; rejected or deleted media drops out.
+    media: list[MediaView]
     event_id: str | None
     tags: list[str]
     reactions: dict[str, int]
@@ -91,8 +93,24 @@ class PostItem(msgspec.Struct, tag_field="type", tag="post"):
     edited_at: datetime | None
 
 
-# Feed items are a tagged union on ``type``; the events and media features add their cards here.
-FeedItem = PostItem
+class EventCard(msgspec.Struct, tag_field="type", tag="event"):
+    """A published event as a feed card; ``published_at`` is its place in the feed."""
+
+    id: str
+    title: str
+    start_time: datetime
+    end_time: datetime
+    timezone: str
+    location_name: str
+    kind: str
+    club: ClubRef | None
+    organizer: Author
+    attendees_count: int
+    published_at: datetime
+
+
+# Feed items are a tagged union on ``type``.
+FeedItem = PostItem | EventCard
 
 
 class ReactionCreate(msgspec.Struct, forbid_unknown_fields=True):

@@ -26,6 +26,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 import msgspec
 from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, true, tuple_, union_all
@@ -45,6 +46,10 @@ from shared.domain.clubs.services import (
     content_readable_by,
     readable_club,
 )
+from shared.domain.events.models import Event, EventStatus
+from shared.domain.events.models import Visibility as EventVisibility
+from shared.domain.media.models import Purpose
+from shared.domain.media.services import MediaService
 from shared.domain.posts.models import (
     MAX_COMMENT_DEPTH,
     Comment,
@@ -63,6 +68,7 @@ from shared.domain.posts.schemas import (
     CommentUpdate,
     CreatedPost,
     CreatorPostCreate,
+    EventCard,
     FeedItem,
     PostItem,
     PostUpdate,
@@ -154,10 +160,13 @@ class PostService:
         sessions: async_sessionmaker[AsyncSession],
         reads: async_sessionmaker[AsyncSession] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        *,
+        media: MediaService,
     ) -> None:
         self._sessions = sessions
         self._reads = reads or sessions
         self._clock = clock
+        self._media = media
 
     # ---- posts ---------------------------------------------------------------------------
 
@@ -221,6 +230,8 @@ class PostService:
         )
         session.add(post)
         await session.flush()
+        # Inside the post's transaction: a refused item leaves no post behind.
+        await self._media.claim_for_attachment(session, author_id, media, Purpose.POST, post.id)
         await bus.record(session, bus.PostCreated(post_id=post.id, author_id=author_id, club_id=club_id))
         return post
 
@@ -239,7 +250,11 @@ class PostService:
             if patch.content is not msgspec.UNSET:
                 post.content = _text(patch.content, "content")
             if patch.media_ids is not msgspec.UNSET:
-                post.media_ids = _media(patch.media_ids)
+                wanted = _media(patch.media_ids)
+                await self._media.claim_for_attachment(session, actor.user_id, wanted, Purpose.POST, post.id)
+                # Items taken off the post stay the author's, free to attach elsewhere.
+                await self._media.release_attachment(session, Purpose.POST, post.id, keep=wanted)
+                post.media_ids = wanted
             if patch.tags is not msgspec.UNSET:
                 post.tags = normalize_interests(patch.tags)
             if patch.visibility is not msgspec.UNSET:
@@ -259,6 +274,8 @@ class PostService:
             post.deleted_at = self._clock()
             post.deleted_by = actor.user_id
             post.pinned_at = None
+            # The post's media goes with it (issue 8): rows now, objects by the purge job.
+            await self._media.discard_attached(session, Purpose.POST, post.id)
 
     async def set_pinned(self, actor: AccessClaims, post_id: uuid.UUID, *, pinned: bool) -> PostItem:
         """Pin or unpin: a club moderator for club posts, the author for profile posts."""
@@ -284,28 +301,41 @@ class PostService:
         space_id: str | None,
         cursor: str | None,
         limit: int | None,
-    ) -> Page[PostItem]:
-        """A club's posts, newest first (optionally one space's)."""
+    ) -> Page[FeedItem]:
+        """A club's posts and newly published events, newest first (a space's feed: its posts only)."""
         size = clamp_limit(limit)
+        after = decode_cursor(cursor, _TimeKey) if cursor is not None else None
+        space = _body_id(ids.Prefix.SPACE, space_id, "space_id") if space_id is not None else None
         conditions: list[ColumnElement[bool]] = [
             Post.club_id == club_id,
             Post.deleted_at.is_(None),
             not_blocked_with(actor.user_id, Post.author_id),
+            _keyset(after, Post.created_at, Post.id),
         ]
-        if space_id is not None:
-            conditions.append(Post.space_id == _body_id(ids.Prefix.SPACE, space_id, "space_id"))
-        if cursor is not None:
-            key = decode_cursor(cursor, _TimeKey)
-            conditions.append(tuple_(Post.created_at, Post.id) < tuple_(literal(key.t), literal(key.id)))
+        if space is not None:
+            conditions.append(Post.space_id == space)
         async with self._reads() as session:
-            await readable_club(session, club_id, actor.user_id)
-            posts = list(
-                await session.scalars(
-                    select(Post).where(*conditions).order_by(Post.created_at.desc(), Post.id.desc()).limit(size + 1)
-                )
+            _, membership = await readable_club(session, club_id, actor.user_id)
+            posts = select(Post.created_at, Post.id, literal("post").label("type")).where(*conditions)
+            branches: list[Select[Any, uuid.UUID, str]] = [
+                posts.order_by(Post.created_at.desc(), Post.id.desc()).limit(size + 1)
+            ]
+            if space is None:
+                member = membership is not None and membership.status == "active"
+                events = _feed_events(actor.user_id, after, member_of_club=member).where(Event.club_id == club_id)
+                branches.append(events.order_by(Event.published_at.desc(), Event.id.desc()).limit(size + 1))
+            merged = union_all(*(b.subquery().select() for b in branches)).subquery("club_feed")
+            rows = list(
+                (
+                    await session.execute(
+                        select(merged.c.created_at, merged.c.id, merged.c.type)
+                        .order_by(merged.c.created_at.desc(), merged.c.id.desc())
+                        .limit(size + 1)
+                    )
+                ).tuples()
             )
-            page = make_page(posts, size, lambda p: _TimeKey(t=p.created_at, id=p.id))
-            return Page(items=await self.cards(session, actor.user_id, page.items), next_cursor=page.next_cursor)
+            page = make_page(rows, size, lambda r: _TimeKey(t=r[0], id=r[1]))
+            return Page(items=await self._feed_items(session, actor.user_id, page.items), next_cursor=page.next_cursor)
 
     async def profile_posts(
         self, actor: AccessClaims, user_id: uuid.UUID, cursor: str | None, limit: int | None
@@ -344,12 +374,20 @@ class PostService:
         async with self._reads() as session:
             rows = list((await session.execute(keys)).tuples())
             page = make_page(rows, size, lambda r: _TimeKey(t=r[0], id=r[1]))
-            post_ids = [r[1] for r in page.items if r[2] == "post"]
-            posts = {p.id: p for p in await session.scalars(select(Post).where(Post.id.in_(post_ids)))}
-            cards = dict(
-                zip(post_ids, await self.cards(session, actor.user_id, [posts[i] for i in post_ids]), strict=True)
-            )
-        return Page(items=[cards[r[1]] for r in page.items], next_cursor=page.next_cursor)
+            return Page(items=await self._feed_items(session, actor.user_id, page.items), next_cursor=page.next_cursor)
+
+    async def _feed_items(
+        self, session: AsyncSession, viewer_id: uuid.UUID, rows: Sequence[tuple[datetime, uuid.UUID, str]]
+    ) -> list[FeedItem]:
+        """Cards for ``(time, id, type)`` feed keys, in their order."""
+        post_ids = [r[1] for r in rows if r[2] == "post"]
+        event_ids = [r[1] for r in rows if r[2] == "event"]
+        posts = {p.id: p for p in await session.scalars(select(Post).where(Post.id.in_(post_ids)))}
+        cards: dict[uuid.UUID, FeedItem] = dict(
+            zip(post_ids, await self.cards(session, viewer_id, [posts[i] for i in post_ids]), strict=True)
+        )
+        cards.update(await _event_cards(session, event_ids))
+        return [cards[r[1]] for r in rows]
 
     # ---- comments --------------------------------------------------------------------------
 
@@ -570,6 +608,7 @@ class PostService:
         club_ids = {p.club_id for p in posts if p.club_id is not None}
         clubs = {c.id: c for c in await session.scalars(select(Club).where(Club.id.in_(club_ids)))} if club_ids else {}
         reactions = await _reaction_counts(session, PostReaction, post_ids, viewer_id)
+        media = await self._media.views([m for p in posts for m in p.media_ids])
         comment_counts = dict(
             (
                 await session.execute(
@@ -595,7 +634,7 @@ class PostService:
                     space_id=ids.encode(ids.Prefix.SPACE, post.space_id) if post.space_id else None,
                     visibility=post.visibility,  # type: ignore[arg-type]
                     content=post.content,
-                    media=[ids.encode(ids.Prefix.MEDIA, m) for m in post.media_ids],
+                    media=[media[m] for m in post.media_ids if m in media],
                     event_id=ids.encode(ids.Prefix.EVENT, post.event_id) if post.event_id else None,
                     tags=post.tags,
                     reactions=counts,
@@ -656,12 +695,8 @@ def home_feed_keys(viewer_id: uuid.UUID, after: _TimeKey | None, size: int) -> S
     New item types (events, media) join as further branches of the final UNION ALL.
     """
 
-    def keyset(
-        created: InstrumentedAttribute[datetime], row_id: InstrumentedAttribute[uuid.UUID]
-    ) -> ColumnElement[bool]:
-        if after is None:
-            return true()
-        return tuple_(created, row_id) < tuple_(literal(after.t), literal(after.id))
+    def keyset(created: InstrumentedAttribute[Any], row_id: InstrumentedAttribute[uuid.UUID]) -> ColumnElement[bool]:
+        return _keyset(after, created, row_id)
 
     clubs = active_club_ids(viewer_id).subquery("my_clubs")
     club_posts = (
@@ -714,13 +749,104 @@ def home_feed_keys(viewer_id: uuid.UUID, after: _TimeKey | None, size: int) -> S
         select(profile_posts.c.created_at, profile_posts.c.id).select_from(authors).join(profile_posts, true())
     )
 
-    # The branches are disjoint (club posts versus profile posts), so no de-duplication is needed.
+    # Events: those newly published in the viewer's clubs, and public ones the people above
+    # organize outside those clubs (so the two branches never return the same event).
+    my_clubs = active_club_ids(viewer_id).subquery("my_event_clubs")
+    club_events = (
+        _feed_events(viewer_id, after, member_of_club=True)
+        .where(Event.club_id == my_clubs.c.club_id)
+        .order_by(Event.published_at.desc(), Event.id.desc())
+        .limit(size)
+        .lateral("club_events")
+    )
+    from_club_events = (
+        select(club_events.c.created_at, club_events.c.id).select_from(my_clubs).join(club_events, true())
+    )
+    people_events = (
+        _feed_events(viewer_id, after, member_of_club=False)
+        .where(
+            Event.organizer_id == authors.c.author_id,
+            Event.visibility == EventVisibility.PUBLIC.value,
+            or_(Event.club_id.is_(None), Event.club_id.not_in(active_club_ids(viewer_id))),
+        )
+        .order_by(Event.published_at.desc(), Event.id.desc())
+        .limit(size)
+        .lateral("people_events")
+    )
+    from_people_events = (
+        select(people_events.c.created_at, people_events.c.id).select_from(authors).join(people_events, true())
+    )
+
+    # The branches are disjoint (club posts, profile posts, club events, other events), so no
+    # de-duplication is needed.
     posts = union_all(from_clubs, from_people).subquery("feed_posts")
+    events = union_all(from_club_events, from_people_events).subquery("feed_events")
+    merged = union_all(
+        select(posts.c.created_at, posts.c.id, literal("post").label("type")),
+        select(events.c.created_at, events.c.id, literal("event").label("type")),
+    ).subquery("feed")
     return (
-        select(posts.c.created_at, posts.c.id, literal("post").label("type"))
-        .order_by(posts.c.created_at.desc(), posts.c.id.desc())
+        select(merged.c.created_at, merged.c.id, merged.c.type)
+        .order_by(merged.c.created_at.desc(), merged.c.id.desc())
         .limit(size)
     )
+
+
+def _keyset(after: _TimeKey | None, created: Any, row_id: Any) -> ColumnElement[bool]:
+    """SQL: the row comes after the cursor in a newest-first ``(time, id)`` order."""
+    if after is None:
+        return true()
+    return tuple_(created, row_id) < tuple_(literal(after.t), literal(after.id))
+
+
+def _feed_events(
+    viewer_id: uuid.UUID, after: _TimeKey | None, *, member_of_club: bool
+) -> Select[datetime | None, uuid.UUID, str]:
+    """``(published_at, id)`` of published events the viewer may see in a feed, newest first.
+
+    The events service's rules (``GET /v1/events/{id}``): drafts only for editors and cancelled
+    events are no news, so only ``published`` ones; ``club`` events only for the club's active
+    members (``member_of_club``); ``private`` events are unlisted and stay out of feeds; and
+    nothing organized by someone the viewer blocks or is blocked by.
+    """
+    shown = [EventVisibility.PUBLIC.value] + ([EventVisibility.CLUB.value] if member_of_club else [])
+    return select(Event.published_at.label("created_at"), Event.id, literal("event").label("type")).where(
+        Event.status == EventStatus.PUBLISHED.value,
+        Event.published_at.is_not(None),
+        Event.visibility.in_(shown),
+        not_blocked_with(viewer_id, Event.organizer_id),
+        _keyset(after, Event.published_at, Event.id),
+    )
+
+
+async def _event_cards(session: AsyncSession, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, EventCard]:
+    """Feed cards of events, by id."""
+    if not event_ids:
+        return {}
+    events = list(await session.scalars(select(Event).where(Event.id.in_(event_ids))))
+    authors = await _authors(session, {e.organizer_id for e in events})
+    club_ids = {e.club_id for e in events if e.club_id is not None}
+    clubs = {c.id: c for c in await session.scalars(select(Club).where(Club.id.in_(club_ids)))} if club_ids else {}
+    cards = {}
+    for event in events:
+        club = clubs.get(event.club_id) if event.club_id is not None else None
+        assert event.published_at is not None
+        cards[event.id] = EventCard(
+            id=ids.encode(ids.Prefix.EVENT, event.id),
+            title=event.title,
+            start_time=event.start_time,
+            end_time=event.end_time,
+            timezone=event.timezone,
+            location_name=event.location_name,
+            kind=event.kind,
+            club=ClubRef(id=ids.encode(ids.Prefix.CLUB, club.id), name=club.name, slug=club.slug)
+            if club is not None
+            else None,
+            organizer=authors[event.organizer_id],
+            attendees_count=event.seats_taken,
+            published_at=event.published_at,
+        )
+    return cards
 
 
 def _check_can_engage(post: Post, membership: ClubMembership | None) -> None:

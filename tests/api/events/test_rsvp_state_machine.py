@@ -26,8 +26,10 @@ from shared.domain.auth.tokens import AccessClaims
 from shared.domain.events.models import Event, Rsvp
 from shared.domain.events.schemas import EventCreate, EventUpdate, LocationIn, RsvpRequest
 from shared.domain.events.services import EventService
+from shared.domain.media.services import MediaService
 from shared.domain.users.models import User
 from shared.errors import DomainError
+from shared.storage import Storage
 
 USERS = 6
 
@@ -170,7 +172,9 @@ def test_rsvp_state_machine(engine_env: dict[str, str]) -> None:
         people = loop.run_until_complete(_users(sessions))
         RsvpMachine.loop = loop
         RsvpMachine.sessions = sessions
-        RsvpMachine.service = EventService(config, sessions)
+        RsvpMachine.service = EventService(
+            config, sessions, media=MediaService(config, sessions, sessions, Storage(config))
+        )
         RsvpMachine.organizer = _claims(people[0], "organizer")
         RsvpMachine.users = [_claims(p) for p in people[1:]]
         run_state_machine_as_test(

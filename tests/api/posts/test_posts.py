@@ -17,11 +17,10 @@ async def test_club_post_contract_and_card(
 ) -> None:
     owner = await make_account(display_name="Alex")
     club = await create_club(client, owner)
-    media = ids.encode(ids.Prefix.MEDIA, ids.uuid7())
     event = ids.encode(ids.Prefix.EVENT, ids.uuid7())
     created = await client.post(
         f"/v1/clubs/{club['id']}/posts",
-        json={"content": " Weekly plan ", "media_ids": [media], "event_id": event, "tags": ["Hiking"]},
+        json={"content": " Weekly plan ", "event_id": event, "tags": ["Hiking"]},
         headers=owner.headers,
     )
     assert created.status_code == 201, created.text
@@ -35,7 +34,7 @@ async def test_club_post_contract_and_card(
     assert item["type"] == "post"
     assert item["author"] == {"id": owner.id, "display_name": "Alex", "avatar_url": None}
     assert item["content"] == "Weekly plan"
-    assert item["media"] == [media]
+    assert item["media"] == []
     assert item["event_id"] == event
     assert item["tags"] == ["hiking"]
     assert item["club"]["id"] == club["id"]
