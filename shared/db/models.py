@@ -6,12 +6,19 @@ from shared.domain.auth.models import AuthSession, OneTimeToken, RefreshToken
 from shared.domain.chat.models import Chat, ChatMessage, ChatParticipant
 from shared.domain.clubs.models import Club, ClubInvitation, ClubInviteLink, ClubMembership, ClubSpace
 from shared.domain.media.models import Media, MediaAuditEntry, ModerationCase
+from shared.domain.payments.models import IdempotencyKey, LedgerEntry, Plan, StripeCustomer, Subscription, WebhookEvent
 from shared.domain.posts.models import Comment, CommentReaction, Post, PostReaction
 from shared.domain.search import models as search_models
 from shared.domain.social.models import Block, Follow, FriendRequest, Friendship, InviteCode, Vouch
 from shared.domain.users.models import User
 
 __all__ = [
+    "WebhookEvent",
+    "Subscription",
+    "StripeCustomer",
+    "Plan",
+    "LedgerEntry",
+    "IdempotencyKey",
     "AuthSession",
     "Base",
     "Block",
