@@ -18,6 +18,7 @@ from api.controllers.chat import ChatController
 from api.controllers.clubs import ClubController
 from api.controllers.health import HealthController
 from api.controllers.media import MediaController, ModerationController
+from api.controllers.payments import PaymentController, PlanController, UserSubscriptionController
 from api.controllers.posts import PostController
 from api.controllers.search import SearchController
 from api.controllers.social import FriendController, InviteController, UserGraphController, VouchController
@@ -27,8 +28,10 @@ from api.deps import (
     provide_caller,
     provide_chat_service,
     provide_club_service,
+    provide_idempotency_guard,
     provide_invite_service,
     provide_media_service,
+    provide_payment_service,
     provide_post_service,
     provide_search_service,
     provide_social_service,
@@ -73,6 +76,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             MediaController,
             ModerationController,
             PostController,
+            PlanController,
+            PaymentController,
+            UserSubscriptionController,
             SearchController,
             HealthController,
             MetricsController,
@@ -90,6 +96,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "post_service": Provide(provide_post_service, sync_to_thread=False),
             "search_service": Provide(provide_search_service, sync_to_thread=False),
             "chat_service": Provide(provide_chat_service, sync_to_thread=False),
+            "payment_service": Provide(provide_payment_service, sync_to_thread=False),
+            "idempotency": Provide(provide_idempotency_guard, sync_to_thread=False),
             "caller": Provide(provide_caller, sync_to_thread=False),
         },
         middleware=[

@@ -16,6 +16,8 @@ from shared.domain.auth.tokens import AccessClaims
 from shared.domain.chat.services import ChatService
 from shared.domain.clubs.services import ClubService
 from shared.domain.media.services import MediaService
+from shared.domain.payments.idempotency import IdempotencyGuard
+from shared.domain.payments.services import PaymentService
 from shared.domain.posts.services import PostService
 from shared.domain.search.services import SearchService
 from shared.domain.social.services import InviteService, SocialService, VouchService
@@ -77,6 +79,16 @@ def provide_search_service(state: State) -> SearchService:
 def provide_chat_service(state: State) -> ChatService:
     """The chat service (shared with the realtime gateway's code path)."""
     return provide_runtime(state).chat
+
+
+def provide_payment_service(state: State) -> PaymentService:
+    """The plans, subscriptions and webhooks service."""
+    return provide_runtime(state).payments
+
+
+def provide_idempotency_guard(state: State) -> IdempotencyGuard:
+    """The Idempotency-Key store for money-moving requests."""
+    return provide_runtime(state).idempotency
 
 
 def provide_caller(request: Request[AccessClaims, Any, Any]) -> AccessClaims:

@@ -20,6 +20,9 @@ from shared.domain.auth.tokens import AccessTokens
 from shared.domain.chat.services import ChatLimits, ChatService
 from shared.domain.clubs.services import ClubService
 from shared.domain.media.services import MediaService
+from shared.domain.payments.idempotency import IdempotencyGuard
+from shared.domain.payments.services import PaymentService
+from shared.domain.payments.stripe_client import StripeGateway
 from shared.domain.posts.services import PostService
 from shared.domain.search.services import SearchService
 from shared.domain.social.services import InviteService, SocialService, VouchService
@@ -48,6 +51,8 @@ class Runtime:
     posts: PostService
     search: SearchService
     chat: ChatService
+    payments: PaymentService
+    idempotency: IdempotencyGuard
     auth_limiter: RateLimiter
     draining: bool = field(default=False)
 
@@ -79,6 +84,8 @@ async def open_runtime(settings: Settings) -> Runtime:
         posts=posts,
         search=SearchService(reads, posts),
         chat=ChatService(sessions, redis, nc, ChatLimits.from_settings(settings)),
+        payments=PaymentService(sessions, StripeGateway(settings)),
+        idempotency=IdempotencyGuard(sessions),
         auth_limiter=RateLimiter(redis, settings.auth_rate_limit_per_minute),
     )
 
