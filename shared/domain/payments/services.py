@@ -309,7 +309,7 @@ class PaymentService:
         """Verify, record once, and apply a Stripe event."""
         event = self._stripe.verify_event(payload, signature)
         etype = str(event.type)
-        obj: Mapping[str, Any] = dict(event.data.object)
+        obj: Mapping[str, Any] = event.data.object.to_dict()
         created = int(event.created)
         remote_sub: Any = None
         gone = False
@@ -363,7 +363,7 @@ class PaymentService:
         else:
             sub.status = str(remote.status)
             sub.current_period_end = max(sub.current_period_end, _ts(remote["current_period_end"]))
-            sub.cancel_at_period_end = bool(remote.get("cancel_at_period_end"))
+            sub.cancel_at_period_end = bool(remote["cancel_at_period_end"])
             sub.cancel_at = sub.current_period_end if sub.cancel_at_period_end else None
         await session.flush()
         await refresh_premium_tier(session, sub.user_id)
