@@ -20,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared import ids
 from shared.config import load_settings
 from shared.domain.payments.models import IdempotencyKey, LedgerEntry, Subscription, WebhookEvent
+from tests.api.club_support import create_club
 from tests.api.conftest import Account, MakeAccount
+from tests.api.posts.support import feed_ids, profile_post
 
 GOOD_CARD = "4242424242424242"
 DECLINED_CARD = "4000000000000002"
@@ -504,3 +506,77 @@ async def test_ledger_balances_and_history_lists_own_movements(
         total = await session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_cents), 0)))
     assert unbalanced == []
     assert total == 0
+
+
+async def test_club_gating_before_and_after_subscribing(
+    client: httpx.AsyncClient, make_account: MakeAccount, make_card: MakeCard
+) -> None:
+    owner, fan, member = await make_account(), await make_account(), await make_account()
+    club = await create_club(client, owner)
+    assert club["required_tier"] is None
+    assert club["locked"] is False
+    # Joined before the club went premium: stays in and is not locked out.
+    assert (await client.post(f"/v1/clubs/{club['id']}/join", headers=member.headers)).status_code == 200
+
+    stranger_patch = await client.patch(f"/v1/clubs/{club['id']}", json={"required_tier": "pro"}, headers=fan.headers)
+    assert stranger_patch.status_code == 403, stranger_patch.text
+    bad_tier = await client.patch(f"/v1/clubs/{club['id']}", json={"required_tier": "gold"}, headers=owner.headers)
+    assert bad_tier.status_code == 422, bad_tier.text
+    gated = await client.patch(f"/v1/clubs/{club['id']}", json={"required_tier": "pro"}, headers=owner.headers)
+    assert gated.status_code == 200, gated.text
+    assert gated.json()["required_tier"] == "pro"
+    assert gated.json()["locked"] is False  # the owner is a member
+
+    seen = (await client.get(f"/v1/clubs/{club['id']}", headers=fan.headers)).json()
+    assert seen["locked"] is True
+    listed = await client.get("/v1/clubs", params={"limit": 100}, headers=fan.headers)
+    assert {c["id"]: c["locked"] for c in listed.json()["items"]}[club["id"]] is True
+    assert (await client.get(f"/v1/clubs/{club['id']}", headers=member.headers)).json()["locked"] is False
+
+    refused = await client.post(f"/v1/clubs/{club['id']}/join", headers=fan.headers)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["code"] == "premium_required"
+
+    # Plus is below pro: still locked.
+    assert (await subscribe(client, fan, await make_card(GOOD_CARD))).status_code == 201
+    assert (await client.get(f"/v1/clubs/{club['id']}", headers=fan.headers)).json()["locked"] is True
+    assert (await client.post(f"/v1/clubs/{club['id']}/join", headers=fan.headers)).status_code == 403
+
+    pro = await make_account()
+    assert (await subscribe(client, pro, await make_card(GOOD_CARD), plan="pro_monthly")).status_code == 201
+    assert (await client.get(f"/v1/clubs/{club['id']}", headers=pro.headers)).json()["locked"] is False
+    joined = await client.post(f"/v1/clubs/{club['id']}/join", headers=pro.headers)
+    assert joined.status_code == 200, joined.text
+
+    opened = await client.patch(f"/v1/clubs/{club['id']}", json={"required_tier": None}, headers=owner.headers)
+    assert opened.json()["required_tier"] is None
+    assert (await client.post(f"/v1/clubs/{club['id']}/join", headers=fan.headers)).status_code == 200
+
+
+async def test_subscribers_posts_need_an_active_subscription(
+    client: httpx.AsyncClient,
+    make_account: MakeAccount,
+    make_card: MakeCard,
+    webhook_secret: str,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    creator, reader = await make_account(), await make_account()
+    paid = await profile_post(client, creator, "for subscribers", "subscribers")
+    public = await profile_post(client, creator, "for everyone")
+    path = f"/v1/users/{creator.id}/posts"
+
+    assert (await client.get(f"/v1/posts/{paid}", headers=reader.headers)).status_code == 404
+    assert await feed_ids(client, path, reader) == [public]
+
+    created = (await subscribe(client, reader, await make_card(GOOD_CARD))).json()
+    assert (await client.get(f"/v1/posts/{paid}", headers=reader.headers)).status_code == 200
+    assert await feed_ids(client, path, reader) == [public, paid]
+
+    # A failed renewal ends the access.
+    sub_id = await stripe_subscription_id(db, created["subscription_id"])
+    failure = stripe_event(
+        "invoice.payment_failed", {"id": f"in_{uuid.uuid4().hex[:12]}", "subscription": sub_id}, int(time.time()) + 3000
+    )
+    assert (await deliver(client, failure, webhook_secret)).status_code == 200
+    assert (await client.get(f"/v1/posts/{paid}", headers=reader.headers)).status_code == 404
+    assert (await client.get(f"/v1/posts/{paid}", headers=creator.headers)).status_code == 200

@@ -30,6 +30,7 @@ from shared.domain.payments.schemas import (
     WebhookAck,
 )
 from shared.domain.payments.stripe_client import StripeGateway, StripeNotFound
+from shared.domain.payments.tiers import TIER_RANK
 from shared.domain.users.models import User
 from shared.errors import Conflict, FieldError, InvalidInput, NotFound, PermissionDenied
 from shared.pagination import Page, clamp_limit, decode_cursor, make_page
@@ -40,7 +41,6 @@ log = structlog.get_logger("payments")
 ENTITLED_STATUSES = ("active", "trialing")
 # Statuses of a subscription that still belongs to the user (shown, cancellable, blocks a second one).
 CURRENT_STATUSES = ("active", "trialing", "past_due", "incomplete", "unpaid")
-TIER_RANK = {"plus": 1, "pro": 2}
 CUSTOMER_ACCOUNT = "customer"
 REVENUE_ACCOUNT = "platform_revenue"
 DEMO_COUPON = "SPRING24"
@@ -71,13 +71,6 @@ PLANS = (
     ),
 )
 CURRENCY = "usd"
-
-
-def tier_satisfies(user_tier: str | None, required_tier: str | None) -> bool:
-    """Whether a user with ``user_tier`` may enter something that requires ``required_tier``."""
-    if required_tier is None:
-        return True
-    return user_tier is not None and TIER_RANK.get(user_tier, 0) >= TIER_RANK.get(required_tier, 99)
 
 
 def _ts(value: Any) -> datetime:
