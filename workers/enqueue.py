@@ -22,6 +22,7 @@ from shared.bus import (
     MediaDiscarded,
     MediaUploaded,
     PostCreated,
+    SubscriptionChanged,
     UserFollowed,
     UserRegistered,
     VouchCreated,
@@ -50,6 +51,8 @@ async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str |
         case MediaDiscarded():
             return await PURGE_MEDIA.enqueue(redis, event, cause=cause)
         case PostCreated() | CommentCreated():
+            return None
+        case SubscriptionChanged():
             return None
         case ChatMessagePosted() | ChatMessageEdited() | ChatMessageDeleted() | ChatMembershipChanged():
             # Chat events only need their live subject; gateways deliver them.

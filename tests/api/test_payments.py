@@ -18,6 +18,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import ids
+from shared.bus import OutboxRow
 from shared.config import load_settings
 from shared.domain.payments.models import IdempotencyKey, LedgerEntry, Subscription, WebhookEvent
 from tests.api.club_support import create_club
@@ -116,6 +117,20 @@ async def stripe_subscription_id(db: async_sessionmaker[AsyncSession], public_id
     return value
 
 
+async def subscription_events(db: async_sessionmaker[AsyncSession], account: Account) -> list[dict[str, Any]]:
+    """The ``subscription.changed`` outbox payloads about ``account``, oldest first."""
+    async with db() as session:
+        rows = await session.scalars(
+            select(OutboxRow.payload)
+            .where(
+                OutboxRow.event_type == "subscription.changed",
+                OutboxRow.payload["user_id"].astext == str(ids.decode(ids.Prefix.USER, account.id)),
+            )
+            .order_by(OutboxRow.id)
+        )
+        return list(rows)
+
+
 async def premium_tier(client: httpx.AsyncClient, account: Account) -> str | None:
     """The caller's derived premium tier."""
     me = await client.get("/v1/users/me", headers=account.headers)
@@ -139,7 +154,7 @@ async def test_plans_are_listed_with_prices_and_benefits(client: httpx.AsyncClie
 
 
 async def test_subscribe_charges_and_derives_the_tier(
-    client: httpx.AsyncClient, make_account: MakeAccount, make_card: MakeCard
+    client: httpx.AsyncClient, make_account: MakeAccount, make_card: MakeCard, db: async_sessionmaker[AsyncSession]
 ) -> None:
     user = await make_account()
     assert await premium_tier(client, user) is None
@@ -162,6 +177,10 @@ async def test_subscribe_charges_and_derives_the_tier(
     assert shown.json()["renewal_date"] == body["renewal_date"]
     assert shown.json()["benefits"] == ["visibility_boost", "exclusive_events"]
     assert await premium_tier(client, user) == "plus"
+    events = await subscription_events(db, user)
+    # The first is this write's; localstripe's own webhooks may add a renewal after it.
+    assert {(e["status"], e["premium_tier"]) for e in events} == {("active", "plus")}
+    assert events[0]["subscription_id"] == str(ids.decode(ids.Prefix.SUBSCRIPTION, body["subscription_id"]))
 
     again = await subscribe(client, user, await make_card(GOOD_CARD), plan="pro_monthly")
     assert again.status_code == 409, again.text
@@ -243,7 +262,7 @@ async def test_subscribe_bad_input(client: httpx.AsyncClient, make_account: Make
 
 
 async def test_cancel_at_period_end_and_resume(
-    client: httpx.AsyncClient, make_account: MakeAccount, make_card: MakeCard
+    client: httpx.AsyncClient, make_account: MakeAccount, make_card: MakeCard, db: async_sessionmaker[AsyncSession]
 ) -> None:
     user = await make_account()
     assert (await client.post("/v1/payments/subscription/cancel", headers=user.headers)).status_code == 404
@@ -263,6 +282,9 @@ async def test_cancel_at_period_end_and_resume(
     assert resumed.json()["cancel_at"] is None
     again = await client.post("/v1/payments/subscription/resume", headers=user.headers)
     assert again.status_code == 409, again.text
+    # localstripe's own webhooks may add renewals in between; the cancellation flips are what count.
+    flips = [e["cancel_at_period_end"] for e in await subscription_events(db, user)]
+    assert [f for i, f in enumerate(flips) if i == 0 or f != flips[i - 1]] == [False, True, False]
 
 
 async def test_webhook_signature_is_checked(

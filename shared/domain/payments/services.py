@@ -14,7 +14,7 @@ from sqlalchemy import case, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared import ids
+from shared import bus, ids
 from shared.clock import utcnow
 from shared.domain.auth.tokens import AccessClaims
 from shared.domain.payments.models import LedgerEntry, Plan, StripeCustomer, Subscription, WebhookEvent
@@ -89,7 +89,7 @@ def _plan_out(plan: Plan) -> PlanOut:
     )
 
 
-async def refresh_premium_tier(session: AsyncSession, user_id: uuid.UUID) -> None:
+async def refresh_premium_tier(session: AsyncSession, user_id: uuid.UUID) -> str | None:
     """Derive ``users.premium_tier`` from the user's entitled subscriptions (the only writer of that column)."""
     rank = case(*((Plan.tier == tier, n) for tier, n in TIER_RANK.items()), else_=0)
     best = (
@@ -100,7 +100,32 @@ async def refresh_premium_tier(session: AsyncSession, user_id: uuid.UUID) -> Non
         .limit(1)
         .scalar_subquery()
     )
-    await session.execute(update(User).where(User.id == user_id).values(premium_tier=best))
+    tier: str | None = await session.scalar(
+        update(User).where(User.id == user_id).values(premium_tier=best).returning(User.premium_tier)
+    )
+    return tier
+
+
+def _state(sub: Subscription) -> tuple[str, bool, datetime]:
+    return sub.status, sub.cancel_at_period_end, sub.current_period_end
+
+
+async def settle(session: AsyncSession, sub: Subscription, before: tuple[str, bool, datetime] | None = None) -> None:
+    """After a subscription was written: re-derive its user's tier and announce a change (none if nothing did)."""
+    await session.flush()
+    if before is not None and before == _state(sub):
+        return
+    tier = await refresh_premium_tier(session, sub.user_id)
+    await bus.record(
+        session,
+        bus.SubscriptionChanged(
+            subscription_id=sub.id,
+            user_id=sub.user_id,
+            status=sub.status,
+            cancel_at_period_end=sub.cancel_at_period_end,
+            premium_tier=tier,
+        ),
+    )
 
 
 class PaymentService:
@@ -209,8 +234,7 @@ class PaymentService:
                 promo_code=data.promo_code,
             )
             session.add(sub)
-            await session.flush()
-            await refresh_premium_tier(session, user_id)
+            await settle(session, sub)
         log.info("subscription created", subscription=remote.id, status=sub.status, plan=plan.id)
         return SubscribeResult(
             subscription_id=ids.encode(ids.Prefix.SUBSCRIPTION, local_id),
@@ -294,8 +318,7 @@ class PaymentService:
             sub.cancel_at_period_end = cancel
             sub.cancel_at = sub.current_period_end if cancel else None
             sub.status = str(remote.status)
-            await session.flush()
-            await refresh_premium_tier(session, sub.user_id)
+            await settle(session, sub)
             return sub
 
     async def handle_webhook(self, payload: bytes, signature: str | None) -> WebhookAck:
@@ -351,6 +374,7 @@ class PaymentService:
         if sub is None or created < sub.last_event_at:
             return
         sub.last_event_at = created
+        before = _state(sub)
         if deleted or remote is None:
             sub.status = "canceled"
         else:
@@ -358,8 +382,7 @@ class PaymentService:
             sub.current_period_end = max(sub.current_period_end, _ts(remote["current_period_end"]))
             sub.cancel_at_period_end = bool(remote["cancel_at_period_end"])
             sub.cancel_at = sub.current_period_end if sub.cancel_at_period_end else None
-        await session.flush()
-        await refresh_premium_tier(session, sub.user_id)
+        await settle(session, sub, before)
 
     async def _invoice_paid(self, session: AsyncSession, invoice: Mapping[str, Any], created: int) -> None:
         stripe_sub = invoice.get("subscription")
@@ -379,12 +402,12 @@ class PaymentService:
         if sub is None or created < sub.last_event_at:
             return
         sub.last_event_at = created
+        before = _state(sub)
         sub.status = "active"
         period_end = _invoice_period_end(invoice)
         if period_end is not None:
             sub.current_period_end = max(sub.current_period_end, period_end)
-        await session.flush()
-        await refresh_premium_tier(session, sub.user_id)
+        await settle(session, sub, before)
 
     async def _invoice_failed(self, session: AsyncSession, invoice: Mapping[str, Any], created: int) -> None:
         stripe_sub = invoice.get("subscription")
@@ -392,9 +415,9 @@ class PaymentService:
         if sub is None or created < sub.last_event_at:
             return
         sub.last_event_at = created
+        before = _state(sub)
         sub.status = "past_due"
-        await session.flush()
-        await refresh_premium_tier(session, sub.user_id)
+        await settle(session, sub, before)
 
     async def _charge_refunded(self, session: AsyncSession, charge: Mapping[str, Any]) -> None:
         refunded = int(charge.get("amount_refunded") or 0)
