@@ -77,6 +77,21 @@ def _ts(value: Any) -> datetime:
     return datetime.fromtimestamp(int(value), tz=UTC)
 
 
+def _period_end(remote: Mapping[str, Any]) -> datetime:
+    """The paid-through time: on the item in current Stripe API versions, on the subscription in older ones."""
+    items = (remote.get("items") or {}).get("data") or []
+    if items and items[0].get("current_period_end"):
+        return _ts(items[0]["current_period_end"])
+    return _ts(remote["current_period_end"])
+
+
+def _invoice_subscription(invoice: Mapping[str, Any]) -> str | None:
+    """The subscription an invoice bills: ``parent.subscription_details`` now, ``subscription`` before."""
+    details = ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription")
+    found = details or invoice.get("subscription")
+    return str(found) if found else None
+
+
 def _plan_out(plan: Plan) -> PlanOut:
     return PlanOut(
         id=plan.id,
@@ -229,7 +244,7 @@ class PaymentService:
                 stripe_subscription_id=remote.id,
                 stripe_idempotency_key=key,
                 status=str(remote.status),
-                current_period_end=_ts(remote["current_period_end"]),
+                current_period_end=_period_end(remote.to_dict()),
                 cancel_at_period_end=bool(remote["cancel_at_period_end"]),
                 promo_code=data.promo_code,
             )
@@ -379,14 +394,14 @@ class PaymentService:
             sub.status = "canceled"
         else:
             sub.status = str(remote.status)
-            sub.current_period_end = max(sub.current_period_end, _ts(remote["current_period_end"]))
+            sub.current_period_end = max(sub.current_period_end, _period_end(remote.to_dict()))
             sub.cancel_at_period_end = bool(remote["cancel_at_period_end"])
             sub.cancel_at = sub.current_period_end if sub.cancel_at_period_end else None
         await settle(session, sub, before)
 
     async def _invoice_paid(self, session: AsyncSession, invoice: Mapping[str, Any], created: int) -> None:
-        stripe_sub = invoice.get("subscription")
-        sub = await self._locked_sub(session, str(stripe_sub)) if stripe_sub else None
+        stripe_sub = _invoice_subscription(invoice)
+        sub = await self._locked_sub(session, stripe_sub) if stripe_sub else None
         user_id = sub.user_id if sub else await self._user_of_customer(session, invoice.get("customer"))
         amount = int(invoice.get("amount_paid") or 0)
         if amount > 0:
@@ -410,8 +425,8 @@ class PaymentService:
         await settle(session, sub, before)
 
     async def _invoice_failed(self, session: AsyncSession, invoice: Mapping[str, Any], created: int) -> None:
-        stripe_sub = invoice.get("subscription")
-        sub = await self._locked_sub(session, str(stripe_sub)) if stripe_sub else None
+        stripe_sub = _invoice_subscription(invoice)
+        sub = await self._locked_sub(session, stripe_sub) if stripe_sub else None
         if sub is None or created < sub.last_event_at:
             return
         sub.last_event_at = created
