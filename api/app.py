@@ -21,6 +21,7 @@ from api.controllers.gamification import BadgeController, LeaderboardController,
 from api.controllers.health import HealthController
 from api.controllers.media import MediaController, ModerationController
 from api.controllers.notifications import DeviceController, NotificationController
+from api.controllers.payments import PaymentController, PlanController, UserSubscriptionController
 from api.controllers.posts import PostController
 from api.controllers.search import SearchController
 from api.controllers.social import FriendController, InviteController, UserGraphController, VouchController
@@ -32,10 +33,12 @@ from api.deps import (
     provide_chat_service,
     provide_club_service,
     provide_event_service,
+    provide_idempotency_guard,
     provide_invite_service,
     provide_leaderboard_service,
     provide_media_service,
     provide_notification_service,
+    provide_payment_service,
     provide_post_service,
     provide_search_service,
     provide_social_service,
@@ -86,6 +89,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             MediaController,
             ModerationController,
             PostController,
+            PlanController,
+            PaymentController,
+            UserSubscriptionController,
             SearchController,
             EventController,
             CalendarController,
@@ -111,6 +117,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "search_service": Provide(provide_search_service, sync_to_thread=False),
             "chat_service": Provide(provide_chat_service, sync_to_thread=False),
             "event_service": Provide(provide_event_service, sync_to_thread=False),
+            "payment_service": Provide(provide_payment_service, sync_to_thread=False),
+            "idempotency": Provide(provide_idempotency_guard, sync_to_thread=False),
             "caller": Provide(provide_caller, sync_to_thread=False),
         },
         middleware=[

@@ -19,6 +19,8 @@ from shared.domain.events.services import EventService
 from shared.domain.gamification.services import BadgeService, LeaderboardService, StreakService
 from shared.domain.media.services import MediaService
 from shared.domain.notifications.services import NotificationService
+from shared.domain.payments.idempotency import IdempotencyGuard
+from shared.domain.payments.services import PaymentService
 from shared.domain.posts.services import PostService
 from shared.domain.search.services import SearchService
 from shared.domain.social.services import InviteService, SocialService, VouchService
@@ -105,6 +107,16 @@ def provide_search_service(state: State) -> SearchService:
 def provide_chat_service(state: State) -> ChatService:
     """The chat service (shared with the realtime gateway's code path)."""
     return provide_runtime(state).chat
+
+
+def provide_payment_service(state: State) -> PaymentService:
+    """The plans, subscriptions and webhooks service."""
+    return provide_runtime(state).payments
+
+
+def provide_idempotency_guard(state: State) -> IdempotencyGuard:
+    """The Idempotency-Key store for money-moving requests."""
+    return provide_runtime(state).idempotency
 
 
 def provide_caller(request: Request[AccessClaims, Any, Any]) -> AccessClaims:

@@ -13,6 +13,7 @@ from litestar.exceptions import HTTPException, SerializationException, Validatio
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from shared.errors import (
+    BadRequest,
     Conflict,
     DomainError,
     FieldError,
@@ -30,6 +31,7 @@ _UNKNOWN_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
 log = structlog.get_logger("api.errors")
 
 _STATUS: dict[type[DomainError], int] = {
+    BadRequest: 400,
     InvalidInput: 422,
     Unauthenticated: 401,
     PermissionDenied: 403,

@@ -23,6 +23,9 @@ from shared.domain.events.services import EventService
 from shared.domain.gamification.services import BadgeService, LeaderboardService, StreakService
 from shared.domain.media.services import MediaService
 from shared.domain.notifications.services import NotificationService, UnsubscribeTokens
+from shared.domain.payments.idempotency import IdempotencyGuard
+from shared.domain.payments.services import PaymentService
+from shared.domain.payments.stripe_client import StripeGateway
 from shared.domain.posts.services import PostService
 from shared.domain.search.services import SearchService
 from shared.domain.social.services import InviteService, SocialService, VouchService
@@ -56,6 +59,8 @@ class Runtime:
     search: SearchService
     chat: ChatService
     events: EventService
+    payments: PaymentService
+    idempotency: IdempotencyGuard
     auth_limiter: RateLimiter
     draining: bool = field(default=False)
 
@@ -92,6 +97,8 @@ async def open_runtime(settings: Settings) -> Runtime:
         search=SearchService(reads, posts),
         chat=ChatService(sessions, redis, nc, ChatLimits.from_settings(settings)),
         events=EventService(settings, sessions, media=media),
+        payments=PaymentService(sessions, StripeGateway(settings)),
+        idempotency=IdempotencyGuard(sessions),
         auth_limiter=RateLimiter(redis, settings.auth_rate_limit_per_minute),
     )
 

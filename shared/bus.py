@@ -163,6 +163,16 @@ class CommentCreated(Event, frozen=True, kw_only=True, tag="comment.created"):
     club_id: uuid.UUID | None
 
 
+class SubscriptionChanged(Event, frozen=True, kw_only=True, tag="subscription.changed"):
+    """A subscription was created or changed status or cancellation; ``premium_tier`` is the user's tier now."""
+
+    subscription_id: uuid.UUID
+    user_id: uuid.UUID
+    status: str
+    cancel_at_period_end: bool
+    premium_tier: str | None
+
+
 class ChatMessagePosted(Event, frozen=True, kw_only=True, tag="chat.message.new"):
     """A message was stored in a chat."""
 
@@ -284,6 +294,7 @@ DomainEvent = (
     | MediaDiscarded
     | PostCreated
     | CommentCreated
+    | SubscriptionChanged
     | ChatMessagePosted
     | ChatMessageEdited
     | ChatMessageDeleted

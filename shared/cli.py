@@ -162,6 +162,11 @@ def up(data_dir: Path, api_port: int, realtime_port: int, with_seed: bool) -> No
                     start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
                 )
         if not stop_requested:
+            from shared.dev.stripe import register_webhook
+
+            webhook_url = f"http://127.0.0.1:{api_port}/v1/payments/webhook"
+            if register_webhook(settings.stripe_api_base, webhook_url, settings.stripe_webhook_secret):
+                console.print(f"  localstripe webhooks -> {webhook_url}")
             _print_urls(settings, api_port, realtime_port, stack.mail_dir, logs)
         while not stop_requested:
             for name, child in children.items():

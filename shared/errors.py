@@ -40,6 +40,13 @@ class InvalidInput(DomainError):
         self.errors = list(errors)
 
 
+class BadRequest(DomainError):
+    """The request itself is unacceptable (for example a bad signature)."""
+
+    code = "bad_request"
+    title = "Bad request"
+
+
 class Unauthenticated(DomainError):
     """No valid credentials were presented."""
 

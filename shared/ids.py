@@ -28,6 +28,7 @@ class Prefix(StrEnum):
     NOTIFICATION = "ntf"
     SUBSCRIPTION = "sub"
     PAYMENT = "pay"
+    TRANSACTION = "txn"
     BOOST = "boost"
     SESSION = "ses"
     FRIEND_REQUEST = "frq"

@@ -13,9 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.config import known_variables
+from shared.config import known_variables, load_settings
 from shared.db.migrate import upgrade
 from shared.dev.stack import EmbeddedStack
+from shared.dev.stripe import register_webhook
 from tests.support import client_address, free_port, start_process, stop_process, wait_http
 
 TEST_PREFIX = "TRIBE_TEST_"
@@ -83,6 +84,11 @@ def api_url(engine_env: dict[str, str], data_dir: Path) -> Iterator[str]:
     process = start_process(["shared.cli", "api", "--port", str(port)], env, log)
     try:
         wait_http(f"{url}/health/ready", timeout=60, process=process, log=log)
+        register_webhook(
+            engine_env["TRIBE_STRIPE_API_BASE"],
+            f"{url}/v1/payments/webhook",
+            load_settings(env).stripe_webhook_secret,
+        )
         yield url
     finally:
         stop_process(process)

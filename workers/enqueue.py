@@ -35,6 +35,7 @@ from shared.bus import (
     RsvpConfirmed,
     RsvpPromoted,
     StreakActivityRecorded,
+    SubscriptionChanged,
     UserFollowed,
     UserRegistered,
     VouchCreated,
@@ -107,6 +108,8 @@ async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str |
         case MediaDiscarded():
             return await PURGE_MEDIA.enqueue(redis, event, cause=cause)
         case CommentCreated():
+            return None
+        case SubscriptionChanged():
             return None
         case ChatMessageEdited() | ChatMessageDeleted() | ChatMembershipChanged():
             # Only their live subject matters; gateways deliver them.

@@ -23,6 +23,7 @@ from shared.domain.notifications.models import (
     NotificationPreference,
     NotificationSettings,
 )
+from shared.domain.payments.models import IdempotencyKey, LedgerEntry, Plan, StripeCustomer, Subscription, WebhookEvent
 from shared.domain.posts.models import Comment, CommentReaction, Post, PostReaction
 from shared.domain.search import models as search_models
 from shared.domain.social.models import Block, Follow, FriendRequest, Friendship, InviteCode, Vouch
@@ -52,8 +53,10 @@ __all__ = [
     "Follow",
     "FriendRequest",
     "Friendship",
+    "IdempotencyKey",
     "InviteCode",
     "LeaderboardSnapshot",
+    "LedgerEntry",
     "Media",
     "MediaAuditEntry",
     "ModerationCase",
@@ -63,6 +66,7 @@ __all__ = [
     "NotificationSettings",
     "OneTimeToken",
     "OutboxRow",
+    "Plan",
     "PointAward",
     "Post",
     "PostReaction",
@@ -71,8 +75,11 @@ __all__ = [
     "Rsvp",
     "RsvpChange",
     "Streak",
+    "StripeCustomer",
+    "Subscription",
     "User",
     "UserBadge",
     "Vouch",
+    "WebhookEvent",
     "search_models",
 ]

@@ -105,3 +105,21 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def register_webhook(stripe_api_base: str, url: str, secret: str, webhook_id: str = "tribe") -> bool:
+    """Point localstripe's webhooks at ``url``; it keeps registrations in memory, so call this at every start.
+
+    Returns False (and does nothing) for a real Stripe, whose endpoints are configured in its dashboard.
+    """
+    import httpx
+
+    if not stripe_api_base.startswith(("http://127.0.0.1", "http://localhost")):
+        return False
+    response = httpx.post(
+        f"{stripe_api_base.rstrip('/')}/_config/webhooks/{webhook_id}",
+        data={"url": url, "secret": secret},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return True

@@ -261,7 +261,11 @@ async def test_list_filters_and_paginates(client: httpx.AsyncClient, make_accoun
         "avatar_url",
         "member_count",
         "created_at",
+        "required_tier",
+        "locked",
     }
+    assert item["required_tier"] is None
+    assert item["locked"] is False
 
 
 async def test_list_rejects_bad_parameters(client: httpx.AsyncClient, make_account: MakeAccount) -> None:

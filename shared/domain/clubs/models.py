@@ -88,6 +88,7 @@ class Club(UUIDv7Key, Timestamps, Base):
         CheckConstraint(_in("who_can_post", PostingRights), name="who_can_post"),
         CheckConstraint("kind <> 'circle' OR privacy_level = 'secret'", name="circle_is_secret"),
         CheckConstraint("member_count >= 0", name="member_count_non_negative"),
+        CheckConstraint("required_tier IS NULL OR required_tier IN ('plus', 'pro')", name="required_tier"),
         Index("ix_clubs_city", text("lower(city)")),
         Index("ix_clubs_tags", "tags", postgresql_using="gin"),
     )
@@ -106,6 +107,8 @@ class Club(UUIDv7Key, Timestamps, Base):
     who_can_post: Mapped[str] = mapped_column(String(16), server_default=PostingRights.MEMBERS.value)
     # Changed only by the same transaction that moves a membership into or out of ``active``.
     member_count: Mapped[int] = mapped_column(server_default="0")
+    # A premium tier a user needs to join (see ``shared.domain.payments.tiers``); None is open to all.
+    required_tier: Mapped[str | None] = mapped_column(String(20))
     deleted_at: Mapped[datetime | None]
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from shared.domain.auth.schemas import Email, OpaqueToken
+from shared.domain.payments.tiers import TierName
 from shared.domain.users.schemas import City, Url
 
 ClubName = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
@@ -74,6 +75,8 @@ class ClubUpdate(msgspec.Struct, forbid_unknown_fields=True):
     avatar_url: Url | msgspec.UnsetType | None = msgspec.UNSET
     cover_url: Url | msgspec.UnsetType | None = msgspec.UNSET
     settings: ClubSettingsUpdate | msgspec.UnsetType = msgspec.UNSET
+    # Only users whose premium tier is at least this may join; None opens the club to everyone.
+    required_tier: TierName | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class MembershipView(msgspec.Struct):
@@ -102,6 +105,8 @@ class ClubDetail(msgspec.Struct):
     created_at: datetime
     updated_at: datetime
     membership: MembershipView | None
+    required_tier: TierName | None
+    locked: bool
 
 
 class ClubSummary(msgspec.Struct):
@@ -118,6 +123,8 @@ class ClubSummary(msgspec.Struct):
     avatar_url: str | None
     member_count: int
     created_at: datetime
+    required_tier: TierName | None
+    locked: bool
 
 
 class JoinRequest(msgspec.Struct, forbid_unknown_fields=True):

@@ -68,6 +68,7 @@ from shared.domain.clubs.schemas import (
     SpaceCreate,
     SpaceUpdate,
 )
+from shared.domain.payments.tiers import tier_satisfies
 from shared.domain.users.models import User
 from shared.domain.users.services import normalize_interests
 from shared.errors import Conflict, FieldError, InvalidInput, NotFound, PermissionDenied
@@ -272,7 +273,8 @@ class ClubService:
         """A club and the caller's membership; 404 when not visible."""
         async with self._sessions() as session:
             club, membership = await self._visible(session, club_id, actor.user_id)
-        return _detail(club, membership)
+            tier = await _premium_tier(session, actor.user_id)
+        return _detail(club, membership, tier)
 
     async def update_club(self, actor: AccessClaims, club_id: uuid.UUID, patch: ClubUpdate) -> ClubDetail:
         """Change club fields; owner or admin only."""
@@ -294,6 +296,8 @@ class ClubService:
                 values["join_approval"] = patch.settings.join_approval
             if patch.settings.who_can_post is not msgspec.UNSET:
                 values["who_can_post"] = patch.settings.who_can_post
+        if patch.required_tier is not msgspec.UNSET:
+            values["required_tier"] = patch.required_tier
         async with self._sessions.begin() as session:
             club, membership = await self._visible(session, club_id, actor.user_id)
             _require_rank(membership, MemberRole.ADMIN)
@@ -304,7 +308,7 @@ class ClubService:
             if values:
                 await session.execute(update(Club).where(Club.id == club_id).values(**values))
             await session.refresh(club)
-            return _detail(club, membership)
+            return _detail(club, membership, await _premium_tier(session, actor.user_id))
 
     async def delete_club(self, actor: AccessClaims, club_id: uuid.UUID) -> None:
         """Soft-delete a club; owner only. Its slug stays reserved."""
@@ -352,8 +356,26 @@ class ClubService:
             conditions.append(Club.id < decode_cursor(cursor, _IdKey).id)
         async with self._sessions() as session:
             rows = list(await session.scalars(select(Club).where(*conditions).order_by(Club.id.desc()).limit(size + 1)))
+            tier = await _premium_tier(session, actor.user_id)
+            gated = [c.id for c in rows if c.required_tier is not None]
+            joined = (
+                set(
+                    await session.scalars(
+                        select(ClubMembership.club_id).where(
+                            ClubMembership.club_id.in_(gated),
+                            ClubMembership.user_id == actor.user_id,
+                            ClubMembership.status == MembershipStatus.ACTIVE.value,
+                        )
+                    )
+                )
+                if gated
+                else set()
+            )
         page = make_page(rows, size, lambda c: _IdKey(id=c.id))
-        return Page(items=[_summary(c) for c in page.items], next_cursor=page.next_cursor)
+        return Page(
+            items=[_summary(c, locked=_locked(c, tier, c.id in joined)) for c in page.items],
+            next_cursor=page.next_cursor,
+        )
 
     # ---- joining and leaving -------------------------------------------------------------
 
@@ -363,6 +385,8 @@ class ClubService:
             club, membership = await self._visible(session, club_id, actor.user_id)
             if membership is not None and membership.status == MembershipStatus.BANNED:
                 raise PermissionDenied("you are banned from this club", code="banned")
+            if membership is None or membership.status != MembershipStatus.ACTIVE:
+                await _require_tier(session, club, actor.user_id)
             needs_approval = club.privacy_level == Privacy.PRIVATE or club.join_approval
             wanted = MembershipStatus.PENDING if needs_approval else MembershipStatus.ACTIVE
             status, _ = await self._admit(session, club.id, actor.user_id, wanted, _blank_to_none(message))
@@ -685,6 +709,7 @@ class ClubService:
             club = await session.scalar(select(Club).where(Club.id == invitation.club_id, Club.deleted_at.is_(None)))
             if club is None:
                 raise NotFound("no such club", code="club_not_found")
+            await _require_tier(session, club, actor.user_id)
             spent = await session.scalar(
                 update(ClubInvitation)
                 .where(ClubInvitation.id == invitation.id, ClubInvitation.accepted_at.is_(None))
@@ -730,6 +755,7 @@ class ClubService:
                 raise NotFound("no such invite link", code="invite_not_found")
             if link.expires_at <= now:
                 raise Conflict("this invite link has expired", code="invite_expired")
+            await _require_tier(session, club, actor.user_id)
             status, admitted = await self._admit(session, club.id, actor.user_id, MembershipStatus.ACTIVE, None)
             if admitted:
                 # The conditional UPDATE counts uses under the link's row lock; a loser rolls back its admission.
@@ -1043,7 +1069,23 @@ def _standing(membership: ClubMembership) -> MemberStanding:
     )
 
 
-def _detail(club: Club, membership: ClubMembership | None) -> ClubDetail:
+async def _premium_tier(session: AsyncSession, user_id: uuid.UUID) -> str | None:
+    """The user's premium tier (derived by payments from their subscriptions)."""
+    return await session.scalar(select(User.premium_tier).where(User.id == user_id))
+
+
+async def _require_tier(session: AsyncSession, club: Club, user_id: uuid.UUID) -> None:
+    """403 ``premium_required`` unless the user's tier opens this club."""
+    if not tier_satisfies(await _premium_tier(session, user_id), club.required_tier):
+        raise PermissionDenied(f"this club requires a {club.required_tier} subscription", code="premium_required")
+
+
+def _locked(club: Club, tier: str | None, active_member: bool) -> bool:
+    """Whether the viewer would need a (higher) subscription to join; members already in are not locked out."""
+    return not active_member and not tier_satisfies(tier, club.required_tier)
+
+
+def _detail(club: Club, membership: ClubMembership | None, tier: str | None) -> ClubDetail:
     return ClubDetail(
         id=ids.encode(ids.Prefix.CLUB, club.id),
         kind=club.kind,  # type: ignore[arg-type]
@@ -1065,10 +1107,12 @@ def _detail(club: Club, membership: ClubMembership | None) -> ClubDetail:
             if membership is not None
             else None
         ),
+        required_tier=club.required_tier,  # type: ignore[arg-type]
+        locked=_locked(club, tier, membership is not None and membership.status == MembershipStatus.ACTIVE),
     )
 
 
-def _summary(club: Club) -> ClubSummary:
+def _summary(club: Club, *, locked: bool) -> ClubSummary:
     return ClubSummary(
         id=ids.encode(ids.Prefix.CLUB, club.id),
         kind=club.kind,  # type: ignore[arg-type]
@@ -1081,6 +1125,8 @@ def _summary(club: Club) -> ClubSummary:
         avatar_url=club.avatar_url,
         member_count=club.member_count,
         created_at=club.created_at,
+        required_tier=club.required_tier,  # type: ignore[arg-type]
+        locked=locked,
     )
 
 

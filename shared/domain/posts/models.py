@@ -36,7 +36,7 @@ class Visibility(StrEnum):
 
     PUBLIC = "public"
     FOLLOWERS = "followers"
-    # Paying subscribers once payments land; until then only the author sees these.
+    # The author and users with an active platform subscription (creator-defined tiers come later).
     SUBSCRIBERS = "subscribers"
 
 

@@ -6,8 +6,8 @@ Who may read what:
   clubs show it to everyone but banned users, private and secret clubs to active members;
   writing (posting, commenting, reacting) needs an active membership;
 - a profile (creator) post is ``public`` to everyone, ``followers`` to people who follow its
-  author, and ``subscribers`` to its author alone until payments land and add paying
-  subscribers to that rule;
+  author, and ``subscribers`` to its author and to users with an active platform subscription
+  (``users.premium_tier`` set; per-creator subscription tiers are not built yet);
 - nobody sees posts or comments of a user they block or are blocked by;
 - a deleted post is gone (404); a deleted comment stays as a tombstone so its replies keep their place.
 
@@ -33,7 +33,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, 
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from shared import bus, ids
 from shared.clock import utcnow
@@ -130,10 +130,14 @@ def parse_reaction_kind(value: str) -> ReactionKind:
 
 def _profile_post_visible(viewer_id: uuid.UUID, follows: ColumnElement[bool]) -> ColumnElement[bool]:
     """SQL: a profile post is visible to the viewer, given whether the viewer follows its author."""
+    # An alias, so the subquery never correlates with a ``users`` join of the outer query.
+    viewer = aliased(User)
+    subscribed = select(literal(True)).where(viewer.id == viewer_id, viewer.premium_tier.is_not(None)).exists()
     return or_(
         Post.author_id == viewer_id,
         Post.visibility == Visibility.PUBLIC.value,
         and_(Post.visibility == Visibility.FOLLOWERS.value, follows),
+        and_(Post.visibility == Visibility.SUBSCRIBERS.value, subscribed),
     )
 
 
@@ -579,6 +583,9 @@ class PostService:
             visible = post.visibility == Visibility.PUBLIC or (
                 post.visibility == Visibility.FOLLOWERS and bool(follows)
             )
+            if post.visibility == Visibility.SUBSCRIBERS:
+                tier = await session.scalar(select(User.premium_tier).where(User.id == viewer_id))
+                visible = tier is not None
             if not visible:
                 raise NotFound("no such post", code="post_not_found")
         if post.author_id != viewer_id and await is_blocked_between(session, viewer_id, post.author_id):
@@ -713,7 +720,7 @@ def home_feed_keys(viewer_id: uuid.UUID, after: _TimeKey | None, size: int) -> S
     )
     from_clubs = select(club_posts.c.created_at, club_posts.c.id).select_from(clubs).join(club_posts, true())
 
-    # Whose profile posts: people the viewer follows (all visibilities but subscribers), friends
+    # Whose profile posts: people the viewer follows (subscribers-only ones if the viewer subscribes), friends
     # (public ones), and the viewer. Blocks sever friendships and follows, and are checked again.
     followed = select(Follow.followee_id.label("author_id"), literal(True).label("follows")).where(
         Follow.follower_id == viewer_id

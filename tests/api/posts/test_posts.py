@@ -166,7 +166,7 @@ async def test_profile_posts_and_visibility(client: httpx.AsyncClient, make_acco
     path = f"/v1/users/{creator.id}/posts"
     assert await feed_ids(client, path, creator) == [paid, fans, public]
     assert await feed_ids(client, "/v1/users/me/posts", creator) == [paid, fans, public]
-    # Subscriber gating waits for payments: until then only the author sees those posts.
+    # Neither of them subscribes, so neither sees the subscribers-only post.
     assert await feed_ids(client, path, follower) == [fans, public]
     assert await feed_ids(client, path, stranger) == [public]
     problem(await client.get(f"/v1/posts/{fans}", headers=stranger.headers), 404)

@@ -1,0 +1,1 @@
+"""Payments: Stripe client, plans, subscriptions, webhooks and request idempotency."""

@@ -1,0 +1,161 @@
+"""The one place that talks to Stripe: the official SDK's async calls, vendor errors mapped to domain errors."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import stripe
+
+from shared.config import Settings
+from shared.errors import BadRequest, InvalidInput, NotFound, PaymentFailed, Unavailable
+
+T = TypeVar("T")
+
+# Stripe signs ``<timestamp>.<body>``; events older than this are refused as replays.
+SIGNATURE_TOLERANCE_SECONDS = 300
+
+
+class StripeNotFound(NotFound):
+    """Stripe has no such object."""
+
+    code = "stripe_object_not_found"
+
+
+class StripeGateway:
+    """Typed wrappers over the Stripe calls Tribe makes; every POST carries an Idempotency-Key."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._client = stripe.StripeClient(
+            settings.stripe_api_key,
+            base_addresses={"api": settings.stripe_api_base},
+            http_client=stripe.HTTPXClient(),
+            max_network_retries=2,
+        )
+        self._webhook_secret = settings.stripe_webhook_secret
+
+    async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await make()
+        except stripe.CardError as exc:
+            raise PaymentFailed(exc.user_message or str(exc.user_message or "card declined")) from exc
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                raise StripeNotFound(exc.user_message or "no such Stripe object") from exc
+            raise Unavailable("the payment provider rejected the request") from exc
+        except stripe.StripeError as exc:
+            # localstripe (and Stripe for some flows) answers a decline with a bare 402.
+            if exc.http_status == 402:
+                raise PaymentFailed(exc.user_message or "card declined") from exc
+            raise Unavailable("the payment provider is unavailable") from exc
+
+    async def ensure_product(self, product_id: str, name: str) -> None:
+        """Create the product unless it exists."""
+        try:
+            await self._call(lambda: self._client.products.retrieve_async(product_id))
+        except StripeNotFound:
+            await self._call(
+                lambda: self._client.products.create_async(
+                    {"id": product_id, "name": name}, {"idempotency_key": f"product-{product_id}"}
+                )
+            )
+
+    async def ensure_plan(self, plan_id: str, product_id: str, amount_cents: int, currency: str, interval: str) -> None:
+        """Create the recurring plan (a price with a stable id) unless it exists."""
+        try:
+            await self._call(lambda: self._client.plans.retrieve_async(plan_id))
+        except StripeNotFound:
+            params: Any = {
+                "id": plan_id,
+                "product": product_id,
+                "amount": amount_cents,
+                "currency": currency,
+                "interval": interval,
+            }
+            await self._call(lambda: self._client.plans.create_async(params, {"idempotency_key": f"plan-{plan_id}"}))
+
+    async def ensure_coupon(self, coupon_id: str, percent_off: float) -> None:
+        """Create the coupon unless it exists."""
+        if await self.coupon_exists(coupon_id):
+            return
+        params: Any = {"id": coupon_id, "percent_off": percent_off, "duration": "once"}
+        await self._call(lambda: self._client.coupons.create_async(params, {"idempotency_key": f"coupon-{coupon_id}"}))
+
+    async def coupon_exists(self, coupon_id: str) -> bool:
+        """Whether Stripe knows this coupon (promo code)."""
+        try:
+            coupon = await self._call(lambda: self._client.coupons.retrieve_async(coupon_id))
+        except StripeNotFound:
+            return False
+        return bool(coupon["valid"]) if "valid" in coupon else True
+
+    async def create_customer(self, email: str, user_ref: str, idempotency_key: str) -> str:
+        """A new customer; the key makes a retried sign-up return the same one."""
+        params: Any = {"email": email, "metadata": {"user_id": user_ref}}
+        customer = await self._call(
+            lambda: self._client.customers.create_async(params, {"idempotency_key": idempotency_key})
+        )
+        return str(customer.id)
+
+    async def set_default_payment_method(self, customer_id: str, payment_method_id: str, idempotency_key: str) -> None:
+        """Attach the payment method and make it the customer's default for invoices."""
+        try:
+            await self._call(
+                lambda: self._client.payment_methods.attach_async(
+                    payment_method_id, {"customer": customer_id}, {"idempotency_key": f"{idempotency_key}-attach"}
+                )
+            )
+        except StripeNotFound:
+            raise InvalidInput(
+                "unknown payment method",
+                code="invalid_payment_method",
+                errors=[],
+            ) from None
+        params: Any = {"invoice_settings": {"default_payment_method": payment_method_id}}
+        await self._call(
+            lambda: self._client.customers.update_async(
+                customer_id, params, {"idempotency_key": f"{idempotency_key}-default"}
+            )
+        )
+
+    async def create_subscription(
+        self, customer_id: str, plan_id: str, metadata: dict[str, str], idempotency_key: str
+    ) -> stripe.Subscription:
+        """Subscribe and charge the first invoice now; a decline raises :class:`PaymentFailed`."""
+        params: Any = {
+            "customer": customer_id,
+            "items": [{"plan": plan_id}],
+            "metadata": metadata,
+            "payment_behavior": "error_if_incomplete",
+        }
+        return await self._call(
+            lambda: self._client.subscriptions.create_async(params, {"idempotency_key": idempotency_key})
+        )
+
+    async def retrieve_subscription(self, subscription_id: str) -> stripe.Subscription:
+        """The subscription as Stripe has it now."""
+        return await self._call(lambda: self._client.subscriptions.retrieve_async(subscription_id))
+
+    async def set_cancel_at_period_end(
+        self, subscription_id: str, cancel: bool, idempotency_key: str
+    ) -> stripe.Subscription:
+        """Cancel at the end of the paid period, or undo that."""
+        params: Any = {"cancel_at_period_end": cancel}
+        return await self._call(
+            lambda: self._client.subscriptions.update_async(
+                subscription_id, params, {"idempotency_key": idempotency_key}
+            )
+        )
+
+    def verify_event(self, payload: bytes, signature: str | None) -> stripe.Event:
+        """The event in a webhook body whose signature is valid and fresh; anything else is 400."""
+        if not signature:
+            raise BadRequest("missing Stripe-Signature header", code="invalid_signature")
+        try:
+            return self._client.construct_event(
+                payload, signature, self._webhook_secret, tolerance=SIGNATURE_TOLERANCE_SECONDS
+            )
+        except stripe.SignatureVerificationError:
+            raise BadRequest("the webhook signature is invalid or stale", code="invalid_signature") from None
+        except ValueError:
+            raise BadRequest("the webhook body is not a Stripe event", code="invalid_signature") from None
