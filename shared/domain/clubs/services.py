@@ -418,18 +418,7 @@ class ClubService:
         async with self._sessions() as session:
             _, membership = await self._visible(session, club_id, actor.user_id)
             _require_rank(membership, MemberRole.MODERATOR)
-            rows = list(
-                (
-                    await session.execute(
-                        select(ClubMembership, User)
-                        .join(User, User.id == ClubMembership.user_id)
-                        .where(*conditions)
-                        .order_by(ClubMembership.id)
-                        .limit(size + 1)
-                    )
-                ).tuples()
-            )
-        page = make_page(rows, size, lambda r: _IdKey(id=r[0].id))
+            page = await _membership_page(session, conditions, size)
         return Page(
             items=[
                 PendingRequest(user=_member_user(u), message=m.message, requested_at=m.created_at)
@@ -509,18 +498,7 @@ class ClubService:
         async with self._sessions() as session:
             club, membership = await self._visible_or_pending(session, club_id, actor.user_id)
             check_content_access(club, membership)
-            rows = list(
-                (
-                    await session.execute(
-                        select(ClubMembership, User)
-                        .join(User, User.id == ClubMembership.user_id)
-                        .where(*conditions)
-                        .order_by(ClubMembership.id)
-                        .limit(size + 1)
-                    )
-                ).tuples()
-            )
-        page = make_page(rows, size, lambda r: _IdKey(id=r[0].id))
+            page = await _membership_page(session, conditions, size)
         return Page(
             items=[
                 Member(user=_member_user(u), role=m.role, joined_at=m.joined_at)  # type: ignore[arg-type]
@@ -1149,3 +1127,21 @@ def _invitation_body(inviter: str, club_name: str, link: str, token: str) -> str
         f"Hi,\n\n{inviter} invited you to join {club_name} on Tribe. Open this link within "
         f"{INVITATION_TTL.days} days to accept:\n\n{link}\n\nOr enter this code in the app: {token}\n"
     )
+
+
+async def _membership_page(
+    session: AsyncSession, conditions: list[ColumnElement[bool]], size: int
+) -> Page[tuple[ClubMembership, User]]:
+    """One keyset page of memberships (with their users) matching ``conditions``, in id order."""
+    rows = list(
+        (
+            await session.execute(
+                select(ClubMembership, User)
+                .join(User, User.id == ClubMembership.user_id)
+                .where(*conditions)
+                .order_by(ClubMembership.id)
+                .limit(size + 1)
+            )
+        ).tuples()
+    )
+    return make_page(rows, size, lambda r: _IdKey(id=r[0].id))
