@@ -592,7 +592,9 @@ class EventService:
         await self._release(session, event, rsvp, target, "rsvp", user_id)
         rsvp.guest_count = guests
         await session.flush()
-        if previous == RsvpStatus.CONFIRMED:
+        # A confirmed RSVP frees seats; a waitlisted one may have been the head that did not fit
+        # and blocked everyone behind it (strict FIFO). Either way the queue can move now.
+        if previous in (RsvpStatus.CONFIRMED, RsvpStatus.WAITLISTED):
             await self._promote(session, event, user_id)
         return rsvp
 
@@ -652,7 +654,8 @@ class EventService:
                 else:
                     if rsvp.status in (RsvpStatus.REJECTED, RsvpStatus.CANCELLED, RsvpStatus.MAYBE):
                         raise Conflict(f"this RSVP is {rsvp.status}", code="not_rejectable")
-                    freed = freed or rsvp.status == RsvpStatus.CONFIRMED
+                    # Removing a waitlisted head that did not fit unblocks the queue as freeing seats does.
+                    freed = freed or rsvp.status in (RsvpStatus.CONFIRMED, RsvpStatus.WAITLISTED)
                     await self._release(session, event, rsvp, RsvpStatus.REJECTED, "rejected", actor.user_id)
             if freed:
                 await self._promote(session, event, actor.user_id)

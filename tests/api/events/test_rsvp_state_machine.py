@@ -136,6 +136,9 @@ class RsvpMachine(RuleBasedStateMachine):
         assert confirmed == event.seats_taken
         assert event.capacity is None or confirmed <= event.capacity
         waiting = sorted((r for r in rsvps if r.status == "waitlisted"), key=lambda r: r.queue_seq or 0)
+        # Whoever left the queue (promoted, stepped back, rejected) and comes back queues again at the end.
+        still_waiting = {r.user_id for r in waiting}
+        self.arrivals = [u for u in self.arrivals if u in still_waiting]
         for r in waiting:
             if r.user_id not in self.arrivals:
                 self.arrivals.append(r.user_id)
