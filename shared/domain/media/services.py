@@ -434,6 +434,24 @@ class MediaService:
             await self._discard(session, media, MediaStatus.DELETED, None)
         return len(rows)
 
+    async def discard_all_of_owner(self, session: AsyncSession, owner_id: uuid.UUID) -> int:
+        """Delete every item ``owner_id`` uploaded, in the caller's transaction (account deletion).
+
+        Each goes the way of an owner's DELETE: hidden at once, objects removed by ``purge_media`` jobs.
+        Rejected items are discarded again so their remaining variants go too. Returns how many items.
+        """
+        rows = list(
+            await session.scalars(
+                select(Media)
+                .where(Media.owner_id == owner_id, Media.status.not_in(_HIDDEN))
+                .order_by(Media.id)
+                .with_for_update()
+            )
+        )
+        for media in rows:
+            await self._discard(session, media, MediaStatus.DELETED, None)
+        return len(rows)
+
     async def set_avatar(self, session: AsyncSession, user_id: uuid.UUID, media_id: uuid.UUID | None) -> str | None:
         """Attach ``media_id`` as ``user_id``'s avatar (``None`` clears it); returns the new ``avatar_url``."""
         keep: list[uuid.UUID] = []
