@@ -1,4 +1,4 @@
-"""events: auto_approve rules and required_tier; users: deleted status and deleted_at
+"""events: auto_approve rules and required_tier; users: deleted status and deleted_at; clubs: image media ids
 
 Revision ID: 0012
 Revises: 0009
@@ -18,7 +18,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """Add the event gating columns and the deleted account state."""
+    """Add the event gating columns, the deleted account state and the club image uploads."""
     op.add_column(
         "events",
         sa.Column(
@@ -43,10 +43,22 @@ def upgrade() -> None:
     op.create_check_constraint(
         op.f("ck_users_deleted_at_matches_status"), "users", "(status = 'deleted') = (deleted_at IS NOT NULL)"
     )
+    op.add_column("clubs", sa.Column("avatar_media_id", sa.Uuid(), nullable=True))
+    op.add_column("clubs", sa.Column("cover_media_id", sa.Uuid(), nullable=True))
+    op.create_foreign_key(
+        op.f("fk_clubs_avatar_media_id_media"), "clubs", "media", ["avatar_media_id"], ["id"], ondelete="SET NULL"
+    )
+    op.create_foreign_key(
+        op.f("fk_clubs_cover_media_id_media"), "clubs", "media", ["cover_media_id"], ["id"], ondelete="SET NULL"
+    )
 
 
 def downgrade() -> None:
     """Drop them again (deleted accounts become suspended, which also keeps them out)."""
+    op.drop_constraint(op.f("fk_clubs_cover_media_id_media"), "clubs", type_="foreignkey")
+    op.drop_constraint(op.f("fk_clubs_avatar_media_id_media"), "clubs", type_="foreignkey")
+    op.drop_column("clubs", "cover_media_id")
+    op.drop_column("clubs", "avatar_media_id")
     op.drop_constraint(op.f("ck_users_deleted_at_matches_status"), "users", type_="check")
     op.execute("UPDATE users SET status = 'suspended' WHERE status = 'deleted'")
     op.drop_constraint(op.f("ck_users_status"), "users", type_="check")
