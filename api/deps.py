@@ -24,6 +24,7 @@ from shared.domain.payments.services import PaymentService
 from shared.domain.posts.services import PostService
 from shared.domain.search.services import SearchService
 from shared.domain.social.services import InviteService, SocialService, VouchService
+from shared.domain.users.deletion import AccountDeletionService
 from shared.domain.users.services import UserService
 from shared.errors import NotFound
 
@@ -140,3 +141,11 @@ def parse_id(prefix: ids.Prefix, value: str) -> uuid.UUID:
         return ids.decode(prefix, value)
     except ids.InvalidId:
         raise NotFound(f"no such {prefix.value}", code="not_found") from None
+
+
+def provide_account_deletion(state: State) -> AccountDeletionService:
+    """Account deletion, over the runtime's events, media and payments services."""
+    runtime = provide_runtime(state)
+    return AccountDeletionService(
+        runtime.sessions, events=runtime.events, media=runtime.media, payments=runtime.payments
+    )

@@ -88,7 +88,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         badges=BadgeService(reads),
         leaderboards=LeaderboardService(reads, redis),
         users=UserService(sessions, reads, media),
-        clubs=ClubService(settings, sessions),
+        clubs=ClubService(settings, sessions, media=media),
         social=SocialService(sessions),
         vouches=VouchService(sessions),
         invites=InviteService(sessions),

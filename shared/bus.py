@@ -280,6 +280,16 @@ class EventReminderDue(Event, frozen=True, kw_only=True, tag="event.reminder_due
     start_time: datetime
 
 
+class EventUpdated(Event, frozen=True, kw_only=True, tag="event.updated"):
+    """``event_id``'s time, place or status changed (``changes``); ``attendee_ids`` held confirmed seats then."""
+
+    event_id: uuid.UUID
+    changes: list[str]
+    status: str
+    sequence: int
+    attendee_ids: list[uuid.UUID]
+
+
 DomainEvent = (
     EmailRequested
     | UserRegistered
@@ -309,6 +319,7 @@ DomainEvent = (
     | NotificationCreated
     | StreakActivityRecorded
     | BadgeEarned
+    | EventUpdated
 )
 SELF_PUBLISHED_TYPES = frozenset({"chat.message.new", "chat.message.update", "chat.message.delete", "chat.membership"})
 # What gateways receive on ``chat.<chat_id>`` and ``user.<user_id>``.

@@ -26,6 +26,7 @@ from shared.bus import (
     EventCreated,
     EventPublished,
     EventReminderDue,
+    EventUpdated,
     FriendAccepted,
     FriendRequested,
     MediaDiscarded,
@@ -116,5 +117,7 @@ async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str |
             return None
         case EventCreated() | EventPublished():
             return None
+        case EventUpdated():
+            return await enqueue_notice(redis, event, cause=cause)
         case _:
             assert_never(event)

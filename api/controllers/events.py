@@ -83,6 +83,7 @@ class EventController(Controller):
         sort: str = "start_time",
         cursor: str | None = None,
         limit: int | None = None,
+        premium_only: bool = False,
     ) -> Page[EventSummary]:
         """Published events the caller may see; filters, geo search, sorted by start time or distance."""
         filters = EventFilters(
@@ -97,6 +98,7 @@ class EventController(Controller):
             radius_km=radius_km,
             bbox=parse_bbox(bbox) if bbox is not None else None,
             sort=sort,
+            premium_only=premium_only,
         )
         return await event_service.list_events(caller, filters, cursor, limit)
 

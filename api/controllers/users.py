@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get, patch, post
+from litestar import Controller, delete, get, patch, post
 from litestar.di import Provide
-from litestar.status_codes import HTTP_201_CREATED
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from api.deps import parse_id, rate_limited
+from api.deps import parse_id, provide_account_deletion, rate_limited
 from shared import ids
 from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessClaims
+from shared.domain.users.deletion import AccountDeletionService
 from shared.domain.users.schemas import (
+    DeleteAccountRequest,
     OwnProfile,
     ProfileUpdate,
     PublicProfile,
@@ -54,3 +56,18 @@ class UserController(Controller):
         """Change profile fields (yourself, or anyone as an admin)."""
         await user_service.update_profile(caller, parse_id(ids.Prefix.USER, user_id), data)
         return Success()
+
+    @delete(
+        "/{user_id:str}",
+        status_code=HTTP_204_NO_CONTENT,
+        dependencies={"account_deletion": Provide(provide_account_deletion, sync_to_thread=False)},
+    )
+    async def delete_account(
+        self,
+        user_id: str,
+        data: DeleteAccountRequest,
+        account_deletion: AccountDeletionService,
+        caller: AccessClaims,
+    ) -> None:
+        """Delete (anonymise) your own account; the password is asked again."""
+        await account_deletion.delete_account(caller, parse_id(ids.Prefix.USER, user_id), data.password)

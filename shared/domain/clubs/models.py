@@ -110,6 +110,9 @@ class Club(UUIDv7Key, Timestamps, Base):
     # A premium tier a user needs to join (see ``shared.domain.payments.tiers``); None is open to all.
     required_tier: Mapped[str | None] = mapped_column(String(20))
     deleted_at: Mapped[datetime | None]
+    # Uploaded club images behind avatar_url / cover_url (None when those are external URLs or unset).
+    avatar_media_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"))
+    cover_media_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"))
 
 
 class ClubMembership(UUIDv7Key, Timestamps, Base):

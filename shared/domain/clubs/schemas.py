@@ -64,6 +64,9 @@ class CreatedClub(msgspec.Struct):
     slug: str
 
 
+MediaId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
 class ClubUpdate(msgspec.Struct, forbid_unknown_fields=True):
     """Fields an owner or admin may change; the slug and kind never change."""
 
@@ -77,6 +80,9 @@ class ClubUpdate(msgspec.Struct, forbid_unknown_fields=True):
     settings: ClubSettingsUpdate | msgspec.UnsetType = msgspec.UNSET
     # Only users whose premium tier is at least this may join; None opens the club to everyone.
     required_tier: TierName | msgspec.UnsetType | None = msgspec.UNSET
+    # Ready ``club`` uploads of the caller's for this club; avatar_url / cover_url then point at their thumbnails.
+    avatar_media_id: MediaId | msgspec.UnsetType | None = msgspec.UNSET
+    cover_media_id: MediaId | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class MembershipView(msgspec.Struct):

@@ -68,6 +68,8 @@ from shared.domain.clubs.schemas import (
     SpaceCreate,
     SpaceUpdate,
 )
+from shared.domain.media.models import Purpose
+from shared.domain.media.services import MediaService, TargetPolicy
 from shared.domain.payments.tiers import tier_satisfies
 from shared.domain.users.models import User
 from shared.domain.users.services import normalize_interests
@@ -195,10 +197,16 @@ class ClubService:
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
         clock: Callable[[], datetime] = utcnow,
+        *,
+        media: MediaService | None = None,
     ) -> None:
         self._settings = settings
         self._sessions = sessions
         self._clock = clock
+        # Club images (uploads for a club, avatar/cover attachment) need the media service.
+        self._media = media
+        if media is not None:
+            media.register_target(Purpose.CLUB, self._media_target_check)
 
     # ---- clubs -------------------------------------------------------------------------
 
@@ -298,9 +306,18 @@ class ClubService:
                 values["who_can_post"] = patch.settings.who_can_post
         if patch.required_tier is not msgspec.UNSET:
             values["required_tier"] = patch.required_tier
+        images = _image_changes(patch, errors)
+        for slot in ("avatar", "cover"):
+            if f"{slot}_url" in values and slot not in images:
+                # An external URL replaces an uploaded image, which is then free again.
+                values[f"{slot}_media_id"] = None
         async with self._sessions.begin() as session:
             club, membership = await self._visible(session, club_id, actor.user_id)
             _require_rank(membership, MemberRole.ADMIN)
+            # An external URL only needs the media service to free an upload it replaces.
+            replaced = self._media is not None and any(f"{slot}_url" in values for slot in ("avatar", "cover"))
+            if (images or replaced) and not errors:
+                values |= await self._attach_images(session, actor.user_id, club_id, images, values)
             if club.kind == ClubKind.CIRCLE and values.get("privacy_level", Privacy.SECRET) != Privacy.SECRET:
                 errors.append(FieldError("privacy_level", "circles are always secret"))
             if errors:
@@ -309,6 +326,49 @@ class ClubService:
                 await session.execute(update(Club).where(Club.id == club_id).values(**values))
             await session.refresh(club)
             return _detail(club, membership, await _premium_tier(session, actor.user_id))
+
+    async def _attach_images(
+        self,
+        session: AsyncSession,
+        user_id: uuid.UUID,
+        club_id: uuid.UUID,
+        images: dict[str, uuid.UUID | None],
+        values: dict[str, object],
+    ) -> dict[str, object]:
+        """Claim the new avatar/cover uploads and free the ones they replace; the column values to set."""
+        if self._media is None:
+            raise InvalidInput("club images are not available", code="purpose_unavailable")
+        # The row lock makes concurrent image changes of one club serial, so what stays attached is what is shown.
+        current = (
+            await session.execute(
+                select(Club.avatar_media_id, Club.cover_media_id).where(Club.id == club_id).with_for_update()
+            )
+        ).one()
+        kept: dict[str, uuid.UUID | None] = {"avatar": current.avatar_media_id, "cover": current.cover_media_id}
+        out: dict[str, object] = {}
+        for slot in ("avatar", "cover"):
+            if f"{slot}_media_id" in values:
+                kept[slot] = None
+        for slot, media_id in images.items():
+            kept[slot] = media_id
+            out[f"{slot}_media_id"] = media_id
+            out[f"{slot}_url"] = None
+            if media_id is not None:
+                await self._media.claim_for_attachment(session, user_id, [media_id], Purpose.CLUB, club_id)
+                out[f"{slot}_url"] = self._media.public_url(media_id, _IMAGE_VARIANT[slot])
+        await self._media.release_attachment(
+            session, Purpose.CLUB, club_id, keep=[m for m in kept.values() if m is not None]
+        )
+        return out
+
+    async def _media_target_check(
+        self, session: AsyncSession, caller_id: uuid.UUID, club_id: uuid.UUID
+    ) -> TargetPolicy:
+        """Media service hook: a club's owners and admins may upload its images; 404 when the club is hidden."""
+        _, membership = await self._visible(session, club_id, caller_id)
+        if not is_active(membership) or membership is None or rank(membership.role) < ROLE_RANK[MemberRole.ADMIN]:
+            raise PermissionDenied("only the club's owners and admins can upload its images", code="not_club_admin")
+        return TargetPolicy()
 
     async def delete_club(self, actor: AccessClaims, club_id: uuid.UUID) -> None:
         """Soft-delete a club; owner only. Its slug stays reserved."""
@@ -991,6 +1051,26 @@ async def _adjust_count(session: AsyncSession, club_id: uuid.UUID, delta: int) -
 async def _require_user(session: AsyncSession, user_id: uuid.UUID) -> None:
     if await session.scalar(select(User.id).where(User.id == user_id)) is None:
         raise NotFound("no such user", code="user_not_found")
+
+
+_IMAGE_VARIANT = {"avatar": "w256", "cover": "w1024"}
+
+
+def _image_changes(patch: ClubUpdate, errors: list[FieldError]) -> dict[str, uuid.UUID | None]:
+    """The avatar/cover upload ids a patch sets (``None`` clears), validated into ``errors``."""
+    images: dict[str, uuid.UUID | None] = {}
+    for slot in ("avatar", "cover"):
+        raw = getattr(patch, f"{slot}_media_id")
+        if raw is msgspec.UNSET:
+            continue
+        if getattr(patch, f"{slot}_url") is not msgspec.UNSET:
+            errors.append(FieldError(f"{slot}_media_id", f"give {slot}_url or {slot}_media_id, not both"))
+            continue
+        try:
+            images[slot] = None if raw is None else ids.decode(ids.Prefix.MEDIA, raw)
+        except ids.InvalidId:
+            errors.append(FieldError(f"{slot}_media_id", "not a med_ id"))
+    return images
 
 
 def _require_rank(membership: ClubMembership | None, minimum: MemberRole) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.base import Base, Timestamps, UUIDv7Key
@@ -65,6 +65,14 @@ class RsvpStatus(StrEnum):
     REJECTED = "rejected"
 
 
+class AutoApproveRule(StrEnum):
+    """Who skips the organizer's approval on an approval-gated event."""
+
+    CLUB_MEMBERS = "club_members"
+    FRIENDS_OF_ORGANIZER = "friends_of_organizer"
+    VOUCHED_BY_ORGANIZER = "vouched_by_organizer"
+
+
 class ReminderKind(StrEnum):
     """How long before the start a reminder goes out."""
 
@@ -92,6 +100,8 @@ class Event(UUIDv7Key, Timestamps, Base):
         CheckConstraint("seats_taken >= 0 AND (capacity IS NULL OR seats_taken <= capacity)", name="seats_within"),
         CheckConstraint("latitude BETWEEN -90 AND 90 AND longitude BETWEEN -180 AND 180", name="coordinates"),
         CheckConstraint("visibility <> 'club' OR club_id IS NOT NULL", name="club_visibility_needs_club"),
+        CheckConstraint("required_tier IS NULL OR required_tier IN ('plus', 'pro')", name="required_tier"),
+        CheckConstraint("jsonb_typeof(auto_approve) = 'array'", name="auto_approve_is_array"),
         Index("ix_events_status_start_time", "status", "start_time", "id"),
         # Feeds read newly published events per club and per organizer, newest first.
         Index("ix_events_club_feed", "club_id", "published_at", "id", postgresql_where=text("status = 'published'")),
@@ -140,6 +150,10 @@ class Event(UUIDv7Key, Timestamps, Base):
     # iCalendar SEQUENCE: bumped by every organizer change so calendars replace their copy.
     sequence: Mapped[int] = mapped_column(server_default="0")
     published_at: Mapped[datetime | None]
+    # Rules (AutoApproveRule values) that let matching people skip approval on a gated event.
+    auto_approve: Mapped[list[str]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    # Only users whose premium tier is at least this may RSVP going/maybe; None opens the event to all.
+    required_tier: Mapped[str | None] = mapped_column(String(20))
 
 
 class Rsvp(UUIDv7Key, Timestamps, Base):

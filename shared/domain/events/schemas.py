@@ -37,6 +37,9 @@ EventStatusName = Literal["draft", "published", "cancelled", "completed"]
 RsvpAnswer = Literal["going", "maybe", "not_going"]
 RsvpStatusName = Literal["confirmed", "waitlisted", "pending_approval", "maybe", "cancelled", "rejected"]
 SyncState = Literal["synced", "not_connected"]
+TierName = Literal["plus", "pro"]
+# Checked against AutoApproveRule by the service, so an unknown rule gets a clear 422 naming the rules.
+AutoApproveRules = Annotated[list[Annotated[str, msgspec.Meta(max_length=40)]], msgspec.Meta(max_length=3)]
 
 
 class LocationIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -75,6 +78,10 @@ class EventCreate(msgspec.Struct, forbid_unknown_fields=True):
     skill_level: SkillLevel | None = None
     requires_approval: bool = False
     ticketing: TicketingIn = msgspec.field(default_factory=TicketingIn)
+    # Who skips approval on a gated event: club_members, friends_of_organizer, vouched_by_organizer.
+    auto_approve: AutoApproveRules = msgspec.field(default_factory=list)
+    # Only plus/pro subscribers (pro also passes plus) may RSVP going or maybe; others see the event locked.
+    required_tier: TierName | None = None
 
 
 class EventUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -93,6 +100,8 @@ class EventUpdate(msgspec.Struct, forbid_unknown_fields=True):
     skill_level: SkillLevel | msgspec.UnsetType | None = msgspec.UNSET
     requires_approval: bool | msgspec.UnsetType = msgspec.UNSET
     ticketing: TicketingIn | msgspec.UnsetType = msgspec.UNSET
+    auto_approve: AutoApproveRules | msgspec.UnsetType = msgspec.UNSET
+    required_tier: TierName | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class CreatedEvent(msgspec.Struct):
@@ -185,6 +194,10 @@ class EventDetail(msgspec.Struct):
     can_edit: bool
     created_at: datetime
     updated_at: datetime
+    auto_approve: list[str] = msgspec.field(default_factory=list)
+    required_tier: TierName | None = None
+    # True when the event needs a tier the caller does not have (they cannot RSVP going or maybe).
+    locked: bool = False
 
 
 class EventSummary(msgspec.Struct):
@@ -202,6 +215,8 @@ class EventSummary(msgspec.Struct):
     club_id: str | None
     share_url: str
     distance_km: float | None
+    required_tier: TierName | None = None
+    locked: bool = False
 
 
 class PublicEvent(msgspec.Struct):

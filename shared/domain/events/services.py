@@ -44,6 +44,7 @@ from shared.domain.auth.tokens import AccessClaims
 from shared.domain.clubs.models import Club, ClubMembership, MemberRole, MembershipStatus
 from shared.domain.events.models import (
     AddressVisibility,
+    AutoApproveRule,
     CalendarFeed,
     Event,
     EventKind,
@@ -86,6 +87,8 @@ from shared.domain.media.formats import SIZE_LIMITS
 from shared.domain.media.models import MediaType, Purpose
 from shared.domain.media.schemas import UploadRequest
 from shared.domain.media.services import MediaService, TargetPolicy
+from shared.domain.payments.tiers import tier_satisfies
+from shared.domain.social.models import Friendship, Vouch
 from shared.domain.users.models import Role, User
 from shared.domain.users.services import normalize_interests
 from shared.errors import Conflict, FieldError, InvalidInput, NotFound, PermissionDenied
@@ -129,11 +132,16 @@ class Viewer:
     staff: bool
     member: bool
     rsvp: Rsvp | None
+    premium_tier: str | None = None
 
     @property
     def confirmed(self) -> bool:
         """Whether the caller holds confirmed seats."""
         return self.rsvp is not None and self.rsvp.status == RsvpStatus.CONFIRMED
+
+    def locked_out(self, event: Event) -> bool:
+        """Whether the event needs a premium tier this caller lacks (editors are never locked out)."""
+        return not self.editor and not tier_satisfies(self.premium_tier, event.required_tier)
 
     @property
     def sees_address(self) -> bool:
@@ -156,6 +164,7 @@ class EventFilters:
     radius_km: float | None = None
     bbox: tuple[float, float, float, float] | None = None
     sort: str = "start_time"
+    premium_only: bool = False
 
 
 def slugify(title: str) -> str:
@@ -219,8 +228,9 @@ class EventService:
         errors += _validate_ticketing(data.ticketing)
         if data.visibility == "club" and club_public_id is None:
             errors.append(FieldError("club_id", "club events need a club"))
+        errors += _validate_auto_approve(data.auto_approve, has_club=club_public_id is not None)
         if errors:
-            raise InvalidInput(errors=errors)
+            raise InvalidInput(errors=errors, code=_error_code(errors))
         now = self._clock()
         async with self._sessions.begin() as session:
             if club_public_id is not None:
@@ -251,6 +261,8 @@ class EventService:
                 kind=data.kind,
                 skill_level=data.skill_level,
                 requires_approval=data.requires_approval,
+                auto_approve=list(dict.fromkeys(data.auto_approve)),
+                required_tier=data.required_tier,
                 status=EventStatus.DRAFT.value,
                 sequence=0,
                 created_at=now,
@@ -282,8 +294,10 @@ class EventService:
                 errors += _validate_ticketing(patch.ticketing)
             if patch.visibility == "club" and event.club_id is None:
                 errors.append(FieldError("visibility", "only club events can be club-only"))
+            if patch.auto_approve is not msgspec.UNSET:
+                errors += _validate_auto_approve(patch.auto_approve, has_club=event.club_id is not None)
             if errors:
-                raise InvalidInput(errors=errors)
+                raise InvalidInput(errors=errors, code=_error_code(errors))
             if (
                 patch.capacity is not msgspec.UNSET
                 and patch.capacity is not None
@@ -293,12 +307,15 @@ class EventService:
                     f"{event.seats_taken} seats are already confirmed; cancel RSVPs before lowering capacity",
                     code="capacity_below_taken",
                 )
+            before = _schedule_and_place(event)
             for field in ("title", "start_time", "end_time", "timezone", "address_visibility", "capacity"):
                 if (value := getattr(patch, field)) is not msgspec.UNSET:
                     setattr(event, field, value.strip() if field == "title" else value)
-            for field in ("visibility", "skill_level", "requires_approval"):
+            for field in ("visibility", "skill_level", "requires_approval", "required_tier"):
                 if (value := getattr(patch, field)) is not msgspec.UNSET:
                     setattr(event, field, value)
+            if patch.auto_approve is not msgspec.UNSET:
+                event.auto_approve = list(dict.fromkeys(patch.auto_approve))
             if patch.description is not msgspec.UNSET:
                 event.description = _blank_to_none(patch.description)
             if patch.tags is not msgspec.UNSET:
@@ -310,6 +327,9 @@ class EventService:
             event.sequence += 1
             event.updated_at = self._clock()
             await session.flush()
+            changes = _changed_facets(before, _schedule_and_place(event))
+            if changes and event.status == EventStatus.PUBLISHED:
+                await self._record_updated(session, event, changes)
             await self._promote(session, event, actor.user_id)
             await session.refresh(event)
             return await self._detail(session, event, viewer, actor.user_id)
@@ -350,6 +370,9 @@ class EventService:
                 )
             )
             await bus.record(session, bus.EventCancelled(event_id=event.id, attendee_ids=notified))
+            # Subscribers of event.updated (calendars, chat) see the status change; the attendees are
+            # told once, by the event_cancelled notification above.
+            await self._record_updated(session, event, ["status"])
         return StatusChange(status="cancelled")
 
     async def complete(self, actor: AccessClaims, event_id: uuid.UUID) -> StatusChange:
@@ -361,6 +384,10 @@ class EventService:
             if event.start_time > self._clock():
                 raise Conflict("an event can only be completed once it has started", code="not_started")
             event.status = EventStatus.COMPLETED.value
+            event.sequence += 1
+            event.updated_at = self._clock()
+            await session.flush()
+            await self._record_updated(session, event, ["status"])
         return StatusChange(status="completed")
 
     async def get_event(self, actor: AccessClaims, event_id: uuid.UUID) -> EventDetail:
@@ -418,6 +445,8 @@ class EventService:
             conditions.append(Event.tags.contains(tags))
         if filters.club_id is not None:
             conditions.append(Event.club_id == filters.club_id)
+        if filters.premium_only:
+            conditions.append(Event.required_tier.is_not(None))
         if filters.kind is not None:
             if filters.kind not in {k.value for k in EventKind}:
                 raise InvalidInput(errors=[FieldError("kind", "must be event or activity")])
@@ -463,6 +492,7 @@ class EventService:
             query = query.order_by(Event.start_time, Event.id)
         async with self._sessions() as session:
             rows = [(row[0], row[1]) for row in (await session.execute(query.limit(size + 1))).all()]
+            tier = await session.scalar(select(User.premium_tier).where(User.id == actor.user_id))
 
         def key_of(row: tuple[Event, float | None]) -> msgspec.Struct:
             if filters.sort == "distance":
@@ -470,7 +500,11 @@ class EventService:
             return _StartKey(start_time=row[0].start_time, id=row[0].id)
 
         page = make_page(rows, size, key_of)
-        return Page(items=[self._summary(e, d) for e, d in page.items], next_cursor=page.next_cursor)
+        items = [self._summary(e, d) for e, d in page.items]
+        for item, (event, _) in zip(items, page.items, strict=True):
+            # Organizers see their own premium events unlocked, as on the detail read.
+            item.locked = event.organizer_id != actor.user_id and not tier_satisfies(tier, event.required_tier)
+        return Page(items=items, next_cursor=page.next_cursor)
 
     # ---- RSVPs -------------------------------------------------------------------------
 
@@ -485,6 +519,11 @@ class EventService:
             rsvp = viewer.rsvp
             if rsvp is not None and rsvp.status == RsvpStatus.REJECTED:
                 raise PermissionDenied("the organizer declined your RSVP", code="rsvp_rejected")
+            # Stepping back (not_going) stays open to everyone, e.g. after a subscription lapsed.
+            if data.status != "not_going" and viewer.locked_out(event):
+                raise PermissionDenied(
+                    f"this event requires a {event.required_tier} subscription", code="premium_required"
+                )
             if data.status == "going":
                 rsvp = await self._going(session, event, rsvp, actor, data.guest_count, viewer.editor)
             else:
@@ -527,14 +566,17 @@ class EventService:
         else:
             previous = rsvp.status
             rsvp.guest_count = guests
-        if event.requires_approval and not editor:
+        reason = "rsvp"
+        if event.requires_approval and not editor and await _auto_approved(session, event, user_id):
+            reason = "auto_approved"
+        elif event.requires_approval and not editor:
             rsvp.status = RsvpStatus.PENDING_APPROVAL.value
             rsvp.queue_seq = None
             session.add(rsvp)
             await session.flush()
             await _history(session, rsvp, previous, "rsvp", user_id)
             return rsvp
-        await self._admit(session, event, rsvp, previous, "rsvp", user_id)
+        await self._admit(session, event, rsvp, previous, reason, user_id)
         return rsvp
 
     async def _admit(
@@ -626,6 +668,46 @@ class EventService:
                 return
             head.queue_seq = None
             await self._confirm(session, event, head, RsvpStatus.WAITLISTED.value, "promoted", actor_id)
+
+    async def release_user(self, session: AsyncSession, user_id: uuid.UUID) -> int:
+        """Cancel every open RSVP of ``user_id`` in the caller's transaction (account deletion).
+
+        Each event is locked as an RSVP would lock it, in id order so two releases cannot deadlock;
+        freed seats promote the waitlist. RSVPs of past, cancelled or completed events stay as a record.
+        Also drops the user's calendar feed. Returns how many RSVPs were cancelled.
+        """
+        open_statuses = [RsvpStatus.CONFIRMED, RsvpStatus.WAITLISTED, RsvpStatus.PENDING_APPROVAL, RsvpStatus.MAYBE]
+        event_ids = list(
+            await session.scalars(
+                select(Rsvp.event_id)
+                .join(Event, Event.id == Rsvp.event_id)
+                .where(
+                    Rsvp.user_id == user_id,
+                    Rsvp.status.in_([s.value for s in open_statuses]),
+                    Event.status.in_([EventStatus.DRAFT.value, EventStatus.PUBLISHED.value]),
+                    Event.end_time > self._clock(),
+                )
+                .order_by(Rsvp.event_id)
+            )
+        )
+        released = 0
+        for event_id in event_ids:
+            event = await _lock_event(session, event_id)
+            rsvp = await session.scalar(
+                select(Rsvp)
+                .where(Rsvp.event_id == event_id, Rsvp.user_id == user_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+            if rsvp is None or rsvp.status not in open_statuses:
+                continue
+            previous = rsvp.status
+            await self._release(session, event, rsvp, RsvpStatus.CANCELLED, "account_deleted", user_id)
+            if previous in (RsvpStatus.CONFIRMED, RsvpStatus.WAITLISTED):
+                await self._promote(session, event, user_id)
+            released += 1
+        await session.execute(delete(CalendarFeed).where(CalendarFeed.user_id == user_id))
+        return released
 
     async def decide(
         self, actor: AccessClaims, event_id: uuid.UUID, rsvp_ids: Sequence[uuid.UUID], approve: bool
@@ -871,6 +953,26 @@ class EventService:
 
     # ---- shared steps ----------------------------------------------------------------------
 
+    async def _record_updated(self, session: AsyncSession, event: Event, changes: list[str]) -> None:
+        """Append ``event.updated`` naming what changed and who holds confirmed seats now."""
+        confirmed = list(
+            await session.scalars(
+                select(Rsvp.user_id)
+                .where(Rsvp.event_id == event.id, Rsvp.status == RsvpStatus.CONFIRMED.value)
+                .order_by(Rsvp.id)
+            )
+        )
+        await bus.record(
+            session,
+            bus.EventUpdated(
+                event_id=event.id,
+                changes=changes,
+                status=event.status,
+                sequence=event.sequence,
+                attendee_ids=confirmed,
+            ),
+        )
+
     def share_url(self, event: Event) -> str:
         """The public share link of an event."""
         return f"{self._settings.public_app_url.rstrip('/')}/e/{event.slug}"
@@ -993,6 +1095,9 @@ class EventService:
             can_edit=viewer.editor,
             created_at=event.created_at,
             updated_at=event.updated_at,
+            auto_approve=list(event.auto_approve),
+            required_tier=event.required_tier,  # type: ignore[arg-type]
+            locked=viewer.locked_out(event),
         )
 
     def _ticket_status(self, event: Event) -> Literal["open", "sold_out", "closed"]:
@@ -1016,6 +1121,7 @@ class EventService:
             club_id=ids.encode(ids.Prefix.CLUB, event.club_id) if event.club_id else None,
             share_url=self.share_url(event),
             distance_km=round(distance / 1000, 3) if distance is not None else None,
+            required_tier=event.required_tier,  # type: ignore[arg-type]
         )
 
     def _vevent(self, event: Event, *, precise: bool) -> icalendar.Event:
@@ -1090,6 +1196,61 @@ def _validate_times(start: datetime, end: datetime, tz: str, now: datetime) -> l
     return errors
 
 
+def _validate_auto_approve(rules: Sequence[str], *, has_club: bool) -> list[FieldError]:
+    known = {r.value for r in AutoApproveRule}
+    errors = [
+        FieldError(f"auto_approve[{i}]", f"unknown rule {rule!r}; expected one of {', '.join(sorted(known))}")
+        for i, rule in enumerate(rules)
+        if rule not in known
+    ]
+    if AutoApproveRule.CLUB_MEMBERS.value in rules and not has_club:
+        errors.append(FieldError("auto_approve", "club_members needs the event to belong to a club"))
+    return errors
+
+
+def _error_code(errors: Sequence[FieldError]) -> str | None:
+    """``invalid_auto_approve`` when a rule is at fault, so clients can tell it from other validation errors."""
+    return "invalid_auto_approve" if any(e.field.startswith("auto_approve") for e in errors) else None
+
+
+def _schedule_and_place(event: Event) -> dict[str, tuple[object, ...]]:
+    """What attendees plan around: when and where."""
+    return {
+        "time": (event.start_time, event.end_time, event.timezone),
+        "place": (event.location_name, event.latitude, event.longitude, event.address, event.city),
+    }
+
+
+def _changed_facets(before: dict[str, tuple[object, ...]], after: dict[str, tuple[object, ...]]) -> list[str]:
+    return [facet for facet in before if before[facet] != after[facet]]
+
+
+async def _auto_approved(session: AsyncSession, event: Event, user_id: uuid.UUID) -> bool:
+    """Whether one of the event's auto-approve rules lets ``user_id`` skip the organizer's approval."""
+    rules = set(event.auto_approve)
+    checks: list[ColumnElement[bool]] = []
+    if AutoApproveRule.CLUB_MEMBERS.value in rules and event.club_id is not None:
+        checks.append(
+            exists().where(
+                ClubMembership.club_id == event.club_id,
+                ClubMembership.user_id == user_id,
+                ClubMembership.status == MembershipStatus.ACTIVE.value,
+            )
+        )
+    if AutoApproveRule.FRIENDS_OF_ORGANIZER.value in rules and user_id != event.organizer_id:
+        low, high = sorted((user_id, event.organizer_id))
+        checks.append(exists().where(Friendship.user_low_id == low, Friendship.user_high_id == high))
+    if AutoApproveRule.VOUCHED_BY_ORGANIZER.value in rules:
+        checks.append(
+            exists().where(
+                Vouch.voucher_id == event.organizer_id, Vouch.vouchee_id == user_id, Vouch.revoked_at.is_(None)
+            )
+        )
+    if not checks:
+        return False
+    return bool(await session.scalar(select(or_(*checks))))
+
+
 def _validate_ticketing(ticketing: TicketingIn) -> list[FieldError]:
     if ticketing.type == "paid" and ticketing.price_cents <= 0:
         return [FieldError("ticketing.price_cents", "paid events need a price")]
@@ -1162,7 +1323,8 @@ async def _viewer_of(session: AsyncSession, event: Event, user_id: uuid.UUID, ro
         select(Rsvp).where(Rsvp.event_id == event.id, Rsvp.user_id == user_id).execution_options(populate_existing=True)
     )
     member = membership is not None and membership.status == MembershipStatus.ACTIVE
-    return Viewer(editor=editor, staff=staff, member=member, rsvp=rsvp)
+    tier = await session.scalar(select(User.premium_tier).where(User.id == user_id)) if event.required_tier else None
+    return Viewer(editor=editor, staff=staff, member=member, rsvp=rsvp, premium_tier=tier)
 
 
 def _require_editor(viewer: Viewer) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import uuid
 import warnings
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import msgspec
+import pillow_heif
 import structlog
 from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import update
@@ -29,7 +31,7 @@ MAX_PIXELS = 64_000_000
 VARIANT_SIZES: dict[str, int] = {"w256": 256, "w1024": 1024}
 """Variant name -> longest side in pixels."""
 
-_DECODABLE = ("JPEG", "PNG", "WEBP")
+_DECODABLE = ("JPEG", "PNG", "WEBP", "HEIF")
 _MAX_MOOV_BYTES = 32 * 1024 * 1024
 _MAX_TOP_BOXES = 64
 
@@ -46,8 +48,15 @@ class ImageResult(msgspec.Struct, frozen=True):
     variants: dict[str, bytes]
 
 
+@functools.cache
+def _enable_heif() -> None:
+    """Teach Pillow to open HEIC/HEIF (iPhone photos) through libheif; once per process, on first use."""
+    pillow_heif.register_heif_opener()
+
+
 def render_variants(data: bytes, *, max_pixels: int = MAX_PIXELS) -> ImageResult:
     """Decode ``data`` and encode each variant as WebP without EXIF, XMP or GPS; CPU-bound."""
+    _enable_heif()
     with warnings.catch_warnings():
         # Pillow only warns between its limit and twice it; make that an error too.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -159,9 +168,6 @@ class MediaProcessor:
         data = await self._storage.read(media.object_key)
         if len(data) > SIZE_LIMITS[MediaType.PHOTO]:
             raise ProcessingFailed("the image is larger than photos may be")
-        if sniff(data[:64]) == "heic":
-            # Pillow has no HEIF decoder here: keep the photo, say there is no preview.
-            return Outcome(preview_status=PreviewStatus.UNAVAILABLE)
         result = await asyncio.to_thread(render_variants, data, max_pixels=self._max_pixels)
         keys: dict[str, str] = {}
         for name, encoded in result.variants.items():

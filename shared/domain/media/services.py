@@ -27,6 +27,7 @@ from shared import bus, ids
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.domain.auth.tokens import AccessClaims
+from shared.domain.clubs.models import Club
 from shared.domain.media.formats import ALLOWED, SIZE_LIMITS, SNIFF_BYTES, human_size, sniff
 from shared.domain.media.models import (
     CaseStatus,
@@ -111,6 +112,15 @@ def variant_key(media: Media, name: str) -> str:
 def all_keys(media: Media) -> list[str]:
     """The original and every variant of ``media``."""
     return [media.object_key, *(str(k) for k in media.variants.values())]
+
+
+def is_public(media: Media) -> bool:
+    """Whether anyone may fetch the item's variants: avatars, and club images in use as a club's avatar or cover."""
+    if media.status != MediaStatus.READY.value:
+        return False
+    if Purpose(media.purpose) in PUBLIC_PURPOSES:
+        return True
+    return media.purpose == Purpose.CLUB.value and media.attached_to_id is not None
 
 
 def is_moderator(claims: AccessClaims) -> bool:
@@ -299,12 +309,7 @@ class MediaService:
         """A presigned GET for a variant of a ready public item (avatars); 404 otherwise."""
         async with self._reads() as session:
             media = await session.get(Media, media_id)
-        if (
-            media is None
-            or media.status != MediaStatus.READY.value
-            or Purpose(media.purpose) not in PUBLIC_PURPOSES
-            or variant not in media.variants
-        ):
+        if media is None or not is_public(media) or variant not in media.variants:
             raise NotFound("no such media", code="media_not_found")
         return self._storage.presign_get(str(media.variants[variant]), READ_URL_TTL_S)
 
@@ -316,7 +321,7 @@ class MediaService:
     def view(self, media: Media) -> MediaView:
         """The read shape; URLs only for items whose objects may be shown."""
         shown = media.status in (MediaStatus.READY.value, MediaStatus.PENDING_REVIEW.value)
-        public = Purpose(media.purpose) in PUBLIC_PURPOSES and media.status == MediaStatus.READY.value
+        public = is_public(media)
         variants: list[MediaVariant] = []
         if shown:
             # Smallest first; names are w<longest side>.
@@ -434,6 +439,24 @@ class MediaService:
             await self._discard(session, media, MediaStatus.DELETED, None)
         return len(rows)
 
+    async def discard_all_of_owner(self, session: AsyncSession, owner_id: uuid.UUID) -> int:
+        """Delete every item ``owner_id`` uploaded, in the caller's transaction (account deletion).
+
+        Each goes the way of an owner's DELETE: hidden at once, objects removed by ``purge_media`` jobs.
+        Rejected items are discarded again so their remaining variants go too. Returns how many items.
+        """
+        rows = list(
+            await session.scalars(
+                select(Media)
+                .where(Media.owner_id == owner_id, Media.status.not_in(_HIDDEN))
+                .order_by(Media.id)
+                .with_for_update()
+            )
+        )
+        for media in rows:
+            await self._discard(session, media, MediaStatus.DELETED, None)
+        return len(rows)
+
     async def set_avatar(self, session: AsyncSession, user_id: uuid.UUID, media_id: uuid.UUID | None) -> str | None:
         """Attach ``media_id`` as ``user_id``'s avatar (``None`` clears it); returns the new ``avatar_url``."""
         keep: list[uuid.UUID] = []
@@ -462,6 +485,13 @@ class MediaService:
                 .where(User.id == media.attached_to_id, User.avatar_url == self.public_url(media.id, "w256"))
                 .values(avatar_url=None)
             )
+        if media.purpose == Purpose.CLUB.value and media.attached_to_id is not None:
+            for media_column, url_column in (("avatar_media_id", "avatar_url"), ("cover_media_id", "cover_url")):
+                await session.execute(
+                    update(Club)
+                    .where(Club.id == media.attached_to_id, getattr(Club, media_column) == media.id)
+                    .values({media_column: None, url_column: None})
+                )
         keys = all_keys(media)
         media.status = status.value
         media.status_reason = reason

@@ -18,6 +18,7 @@ from shared.bus import (
     ClubJoinApproved,
     EventCancelled,
     EventReminderDue,
+    EventUpdated,
     FriendRequested,
     RsvpConfirmed,
     RsvpPromoted,
@@ -39,6 +40,7 @@ NotifyingEvent = (
     | FriendRequested
     | ClubJoinApproved
     | ChatMessagePosted
+    | EventUpdated
 )
 """The domain events that notify someone (``badge.earned`` is notified by the awarding job itself)."""
 
@@ -76,6 +78,16 @@ async def notify_for_event(
             if payload is None:
                 return 0
             return await _notify(session, event.attendee_ids, "event_cancelled", payload, cause)
+        case EventUpdated():
+            # A cancellation is told once, as event_cancelled; every other change as event_updated.
+            if event.status == "cancelled" or not event.attendee_ids:
+                return 0
+            payload = await _event_payload(session, event.event_id)
+            if payload is None:
+                return 0
+            payload["changes"] = ",".join(event.changes)
+            payload["sequence"] = event.sequence
+            return await _notify(session, event.attendee_ids, "event_updated", payload, cause)
         case FriendRequested():
             sender_name = await session.scalar(select(User.display_name).where(User.id == event.sender_id))
             friend_payload: Payload = {

@@ -23,11 +23,12 @@ class Role(StrEnum):
 
 
 class AccountStatus(StrEnum):
-    """``pending`` may sign in but not invite others; ``suspended`` may not log in or use tokens."""
+    """``pending``: no invites yet; ``suspended``: no login nor tokens; ``deleted``: anonymised, no login."""
 
     PENDING = "pending"
     ACTIVE = "active"
     SUSPENDED = "suspended"
+    DELETED = "deleted"
 
 
 class User(UUIDv7Key, Timestamps, Base):
@@ -35,7 +36,8 @@ class User(UUIDv7Key, Timestamps, Base):
 
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'active', 'suspended')", name="status"),
+        CheckConstraint("status IN ('pending', 'active', 'suspended', 'deleted')", name="status"),
+        CheckConstraint("(status = 'deleted') = (deleted_at IS NOT NULL)", name="deleted_at_matches_status"),
         CheckConstraint("email = lower(email)", name="email_lower"),
     )
 
@@ -57,3 +59,5 @@ class User(UUIDv7Key, Timestamps, Base):
     # Derived from active subscriptions by the payments feature; never set by a client.
     premium_tier: Mapped[str | None] = mapped_column(String(20))
     last_active_at: Mapped[datetime | None]
+    # Set when the account was deleted (and anonymised); the row stays so references hold.
+    deleted_at: Mapped[datetime | None]

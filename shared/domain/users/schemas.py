@@ -104,3 +104,9 @@ class Success(msgspec.Struct):
     """A bare acknowledgement."""
 
     success: bool = True
+
+
+class DeleteAccountRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Deleting an account asks for its password again."""
+
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
