@@ -280,6 +280,28 @@ class EventReminderDue(Event, frozen=True, kw_only=True, tag="event.reminder_due
     start_time: datetime
 
 
+class ChatRoomMembershipChanged(Event, frozen=True, kw_only=True, tag="chat.room_membership"):
+    """A user joined or left an event or club room because their RSVP or club membership changed.
+
+    Written by the events and clubs services inside their own transactions, so the relay publishes it
+    (on the user's live subject, at once); gateways treat it like ``chat.membership``.
+    """
+
+    chat_id: str
+    user_id: str
+    member: bool
+
+
+class ChatModerated(Event, frozen=True, kw_only=True, tag="chat.moderation"):
+    """A moderator approved or removed a message of the chat; live only (the message row is the record)."""
+
+    chat_id: str
+    message_id: str
+    seq: int
+    action: str
+    moderator_id: str
+
+
 DomainEvent = (
     EmailRequested
     | UserRegistered
@@ -309,6 +331,7 @@ DomainEvent = (
     | NotificationCreated
     | StreakActivityRecorded
     | BadgeEarned
+    | ChatRoomMembershipChanged
 )
 SELF_PUBLISHED_TYPES = frozenset({"chat.message.new", "chat.message.update", "chat.message.delete", "chat.membership"})
 # What gateways receive on ``chat.<chat_id>`` and ``user.<user_id>``.
@@ -320,6 +343,7 @@ ChatLiveEvent = (
     | ChatTyping
     | ChatRead
     | ChatPresence
+    | ChatModerated
 )
 
 _decoder = msgspec.json.Decoder(DomainEvent)
@@ -356,6 +380,10 @@ def live_subject(event: Event) -> str | None:
         case ChatTyping() | ChatRead() | ChatPresence():
             return chat_subject(event.chat_id)
         case ChatMembershipChanged():
+            return user_subject(event.user_id)
+        case ChatModerated():
+            return chat_subject(event.chat_id)
+        case ChatRoomMembershipChanged():
             return user_subject(event.user_id)
     return None
 

@@ -15,6 +15,7 @@ from shared.bus import (
     ChatMessageDeleted,
     ChatMessageEdited,
     ChatMessagePosted,
+    ChatRoomMembershipChanged,
     ClubCreated,
     ClubJoinApproved,
     ClubMemberJoined,
@@ -115,6 +116,9 @@ async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str |
             # Only their live subject matters; gateways deliver them.
             return None
         case EventCreated() | EventPublished():
+            return None
+        case ChatRoomMembershipChanged():
+            # Only its live subject matters; gateways (un)subscribe the user's sockets.
             return None
         case _:
             assert_never(event)
