@@ -20,6 +20,7 @@ from api.controllers.events import CalendarController, EventController, PublicEv
 from api.controllers.gamification import BadgeController, LeaderboardController, StreakController
 from api.controllers.health import HealthController
 from api.controllers.media import MediaController, ModerationController
+from api.controllers.moderation import ChatModerationController, ClubBlocklistController, MessageReportController
 from api.controllers.notifications import DeviceController, NotificationController
 from api.controllers.payments import PaymentController, PlanController, UserSubscriptionController
 from api.controllers.posts import PostController
@@ -99,6 +100,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             HealthController,
             MetricsController,
             docs,
+            MessageReportController,
+            ChatModerationController,
+            ClubBlocklistController,
         ],
         lifespan=[lifespan(settings)],
         dependencies={

@@ -27,6 +27,7 @@ from realtime.frames import (
     MessageUpdate,
     PresenceChanged,
     ReadReceipt,
+    SystemModeration,
     TypingStarted,
     TypingStopped,
     encode_frame,
@@ -39,8 +40,10 @@ from shared.bus import (
     ChatMessageDeleted,
     ChatMessageEdited,
     ChatMessagePosted,
+    ChatModerated,
     ChatPresence,
     ChatRead,
+    ChatRoomMembershipChanged,
     ChatTyping,
     chat_subject,
     decode_live_event,
@@ -203,10 +206,19 @@ class LiveNotification(msgspec.Struct, frozen=True, tag="notification.new", tag_
     notification: msgspec.Raw
 
 
-_user_event_decoder = msgspec.json.Decoder(ChatMembershipChanged | LiveNotification)
+_user_event_decoder = msgspec.json.Decoder(ChatMembershipChanged | LiveNotification | ChatRoomMembershipChanged)
 
 
-ChatFrame = MessageNew | MessageUpdate | MessageDeleted | TypingStarted | TypingStopped | ReadReceipt | PresenceChanged
+ChatFrame = (
+    MessageNew
+    | MessageUpdate
+    | MessageDeleted
+    | TypingStarted
+    | TypingStopped
+    | ReadReceipt
+    | PresenceChanged
+    | SystemModeration
+)
 
 
 def _frame_for(event: ChatLiveEvent) -> ChatFrame | None:
@@ -228,3 +240,11 @@ def _frame_for(event: ChatLiveEvent) -> ChatFrame | None:
             return PresenceChanged(chat_id=event.chat_id, user_id=event.user_id, status=event.status)
         case ChatMembershipChanged():
             return None
+        case ChatModerated():
+            return SystemModeration(
+                chat_id=event.chat_id,
+                message_id=event.message_id,
+                seq=event.seq,
+                action=event.action,
+                moderator_id=event.moderator_id,
+            )

@@ -193,6 +193,16 @@ class ChatLeft(Frame, tag="chat.left", frozen=True):
     chat_id: str
 
 
+class SystemModeration(Frame, tag="system.moderation", frozen=True):
+    """A moderator ``approved`` (now shown to everyone) or ``removed`` a message of this chat."""
+
+    chat_id: str
+    message_id: str
+    seq: int
+    action: str
+    moderator_id: str
+
+
 class ResumeDone(Frame, tag="resume.done", frozen=True):
     """Every missed message of the ``resume`` map has been replayed; live frames follow."""
 
@@ -214,6 +224,7 @@ ServerFrame = (
     | ChatJoined
     | ChatLeft
     | ResumeDone
+    | SystemModeration
 )
 
 

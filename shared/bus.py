@@ -290,6 +290,28 @@ class EventUpdated(Event, frozen=True, kw_only=True, tag="event.updated"):
     attendee_ids: list[uuid.UUID]
 
 
+class ChatRoomMembershipChanged(Event, frozen=True, kw_only=True, tag="chat.room_membership"):
+    """A user joined or left an event or club room because their RSVP or club membership changed.
+
+    Written by the events and clubs services inside their own transactions, so the relay publishes it
+    (on the user's live subject, at once); gateways treat it like ``chat.membership``.
+    """
+
+    chat_id: str
+    user_id: str
+    member: bool
+
+
+class ChatModerated(Event, frozen=True, kw_only=True, tag="chat.moderation"):
+    """A moderator approved or removed a message of the chat; live only (the message row is the record)."""
+
+    chat_id: str
+    message_id: str
+    seq: int
+    action: str
+    moderator_id: str
+
+
 DomainEvent = (
     EmailRequested
     | UserRegistered
@@ -320,6 +342,7 @@ DomainEvent = (
     | StreakActivityRecorded
     | BadgeEarned
     | EventUpdated
+    | ChatRoomMembershipChanged
 )
 SELF_PUBLISHED_TYPES = frozenset({"chat.message.new", "chat.message.update", "chat.message.delete", "chat.membership"})
 # What gateways receive on ``chat.<chat_id>`` and ``user.<user_id>``.
@@ -331,6 +354,7 @@ ChatLiveEvent = (
     | ChatTyping
     | ChatRead
     | ChatPresence
+    | ChatModerated
 )
 
 _decoder = msgspec.json.Decoder(DomainEvent)
@@ -367,6 +391,10 @@ def live_subject(event: Event) -> str | None:
         case ChatTyping() | ChatRead() | ChatPresence():
             return chat_subject(event.chat_id)
         case ChatMembershipChanged():
+            return user_subject(event.user_id)
+        case ChatModerated():
+            return chat_subject(event.chat_id)
+        case ChatRoomMembershipChanged():
             return user_subject(event.user_id)
     return None
 

@@ -34,6 +34,9 @@ class Prefix(StrEnum):
     FRIEND_REQUEST = "frq"
     VOUCH = "vch"
     MODERATION_CASE = "mcase"
+    # Chat moderation cases (media keeps its own ``mcase_`` cases) and blocklist terms.
+    CASE = "case"
+    BLOCKLIST_TERM = "blt"
 
 
 class InvalidId(ValueError):

@@ -15,6 +15,7 @@ from shared.bus import (
     ChatMessageDeleted,
     ChatMessageEdited,
     ChatMessagePosted,
+    ChatRoomMembershipChanged,
     ClubCreated,
     ClubJoinApproved,
     ClubMemberJoined,
@@ -119,5 +120,8 @@ async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str |
             return None
         case EventUpdated():
             return await enqueue_notice(redis, event, cause=cause)
+        case ChatRoomMembershipChanged():
+            # Only its live subject matters; gateways (un)subscribe the user's sockets.
+            return None
         case _:
             assert_never(event)

@@ -16,6 +16,7 @@ from shared.domain.gamification.models import (
     UserBadge,
 )
 from shared.domain.media.models import Media, MediaAuditEntry, ModerationCase
+from shared.domain.moderation.models import BlocklistTerm, MessageCase, ModerationAuditEntry
 from shared.domain.notifications.models import (
     Device,
     Notification,
@@ -35,6 +36,7 @@ __all__ = [
     "Badge",
     "Base",
     "Block",
+    "BlocklistTerm",
     "CalendarFeed",
     "Chat",
     "ChatMessage",
@@ -59,6 +61,8 @@ __all__ = [
     "LedgerEntry",
     "Media",
     "MediaAuditEntry",
+    "MessageCase",
+    "ModerationAuditEntry",
     "ModerationCase",
     "Notification",
     "NotificationDelivery",

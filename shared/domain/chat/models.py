@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, Uuid, func
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, Uuid, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -19,6 +19,12 @@ class ChatType(StrEnum):
 
     DIRECT = "direct"
     GROUP = "group"
+    # Managed rooms: membership follows confirmed RSVPs / active club membership (see rooms.py).
+    EVENT = "event"
+    CLUB = "club"
+
+
+MANAGED_TYPES = frozenset({ChatType.EVENT.value, ChatType.CLUB.value})
 
 
 class ParticipantRole(StrEnum):
@@ -41,10 +47,13 @@ class Chat(UUIDv7Key, Timestamps, Base):
 
     __tablename__ = "chats"
     __table_args__ = (
-        CheckConstraint("type IN ('direct', 'group')", name="type"),
+        CheckConstraint("type IN ('direct', 'group', 'event', 'club')", name="type"),
         # A direct chat is identified by its pair, so creating it twice finds the first one.
         CheckConstraint("(type = 'direct') = (direct_key IS NOT NULL)", name="direct_key"),
         CheckConstraint("last_seq >= 0", name="last_seq"),
+        # A managed room belongs to exactly one event or club, and only managed rooms have one.
+        CheckConstraint("(type = 'event') = (event_id IS NOT NULL)", name="event_room"),
+        CheckConstraint("(type = 'club') = (club_id IS NOT NULL)", name="club_room"),
     )
 
     type: Mapped[str] = mapped_column(String(16))
@@ -54,6 +63,10 @@ class Chat(UUIDv7Key, Timestamps, Base):
     created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     last_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
     last_activity_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    event_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), unique=True)
+    club_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("clubs.id", ondelete="CASCADE"), unique=True)
+    # Only room moderators post in a read-only room (announcements, a cancelled event's chat).
+    read_only: Mapped[bool] = mapped_column(server_default=text("false"))
 
 
 class ChatParticipant(Base):

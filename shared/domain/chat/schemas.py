@@ -151,6 +151,10 @@ class ChatView(msgspec.Struct, kw_only=True):
     unread_count: int
     last_message: Message | None
     participants: list[Participant]
+    # Set on event and club rooms, whose members follow RSVPs / club membership.
+    event_id: str | None = None
+    club_id: str | None = None
+    read_only: bool = False
 
 
 class MessageAccepted(msgspec.Struct):

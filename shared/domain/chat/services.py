@@ -58,7 +58,16 @@ from shared.bus import (
 )
 from shared.clock import utcnow
 from shared.config import Settings
-from shared.domain.chat.models import Chat, ChatMessage, ChatParticipant, ChatType, ModerationStatus, ParticipantRole
+from shared.domain.chat import rooms
+from shared.domain.chat.models import (
+    MANAGED_TYPES,
+    Chat,
+    ChatMessage,
+    ChatParticipant,
+    ChatType,
+    ModerationStatus,
+    ParticipantRole,
+)
 from shared.domain.chat.presence import Presence
 from shared.domain.chat.schemas import (
     MAX_GROUP_MEMBERS,
@@ -77,6 +86,9 @@ from shared.domain.chat.schemas import (
     SendMessageRequest,
     TypingAccepted,
 )
+from shared.domain.moderation.blocklist import screen
+from shared.domain.moderation.cases import open_blocklist_case, write_audit
+from shared.domain.moderation.models import AuditAction, BlocklistMode
 from shared.domain.social.services import is_blocked_between
 from shared.domain.users.models import AccountStatus, User
 from shared.errors import Conflict, FieldError, InvalidInput, NotFound, PermissionDenied
@@ -203,6 +215,13 @@ _SEND_STATEMENT = text(
                 JOIN blocks b ON (b.blocker_id = other.user_id AND b.blocked_id = :me)
                               OR (b.blocker_id = :me AND b.blocked_id = other.user_id)
                 WHERE other.chat_id = :chat AND other.user_id <> :me))
+          -- A read-only room takes messages from its moderators only.
+          AND (NOT read_only
+               OR EXISTS (SELECT 1 FROM chat_participants
+                          WHERE chat_id = :chat AND user_id = :me AND role = 'admin')
+               OR EXISTS (SELECT 1 FROM club_memberships cm
+                          WHERE cm.club_id = chats.club_id AND cm.user_id = :me AND cm.status = 'active'
+                            AND cm.role IN ('owner', 'admin', 'moderator')))
         RETURNING last_seq
     ), read_own AS (
         UPDATE chat_participants SET last_read_seq = GREATEST(last_read_seq, (SELECT last_seq FROM allocated))
@@ -210,7 +229,7 @@ _SEND_STATEMENT = text(
     ), inserted AS (
         INSERT INTO chat_messages
             (id, chat_id, seq, sender_id, client_message_id, content, reply_to_id, mentions, sent_at, moderation_status)
-        SELECT :id, :chat, last_seq, :me, :cmid, :content, :reply_to, :mentions, :now, 'visible' FROM allocated
+        SELECT :id, :chat, last_seq, :me, :cmid, :content, :reply_to, :mentions, :now, :status FROM allocated
         ON CONFLICT (chat_id, sender_id, client_message_id) DO NOTHING
         RETURNING seq
     )
@@ -225,6 +244,7 @@ _SEND_STATEMENT = text(
     bindparam("reply_to", type_=Uuid),
     bindparam("mentions", type_=ARRAY(Uuid)),
     bindparam("now", type_=DateTime(timezone=True)),
+    bindparam("status", type_=String),
 )
 
 
@@ -405,8 +425,7 @@ class ChatService:
         outbox: list[tuple[uuid.UUID, Event]] = []
         async with self._sessions.begin() as session:
             chat, me = await _membership(session, chat_id, actor, lock_chat=True)
-            if chat.type != ChatType.GROUP:
-                raise Conflict("only group chats change members", code="not_a_group_chat")
+            _require_group(chat)
             if me.role != ParticipantRole.ADMIN:
                 raise PermissionDenied("only chat admins add members", code="not_chat_admin")
             await _require_users(session, new, "user_ids")
@@ -435,8 +454,7 @@ class ChatService:
         outbox: list[tuple[uuid.UUID, Event]] = []
         async with self._sessions.begin() as session:
             chat, me = await _membership(session, chat_id, actor, lock_chat=True)
-            if chat.type != ChatType.GROUP:
-                raise Conflict("only group chats change members", code="not_a_group_chat")
+            _require_group(chat)
             if user_id != actor and me.role != ParticipantRole.ADMIN:
                 raise PermissionDenied("only chat admins remove members", code="not_chat_admin")
             removed = await session.scalar(
@@ -477,7 +495,19 @@ class ChatService:
                         select(ChatMessage.id).where(ChatMessage.id == reply_to, ChatMessage.chat_id == chat_id)
                     )
                     if target is None:
+                        await _membership(session, chat_id, actor)
                         raise InvalidInput(errors=[FieldError("reply_to", "no such message in this chat")])
+                if mentions:
+                    await _require_mentionable(session, chat_id, actor, mentions)
+                verdict = await screen(session, chat_id, request.content.text)
+                if verdict is not None and verdict.mode == BlocklistMode.REJECT:
+                    await _membership(session, chat_id, actor)
+                    raise InvalidInput(
+                        "the message contains a blocked term",
+                        code="message_blocked",
+                        errors=[FieldError("content.text", "contains a blocked term")],
+                    )
+                status = ModerationStatus.VISIBLE if verdict is None else ModerationStatus.FLAGGED
                 # One round trip: allocate the seq under the chat's row lock (so seqs are gap-free and
                 # in commit order), move the sender's read position (sending is reading), insert.
                 allocated, inserted = (
@@ -492,12 +522,15 @@ class ChatService:
                             "reply_to": reply_to,
                             "mentions": mentions,
                             "now": now,
+                            "status": status.value,
                         },
                     )
                 ).one()
                 if allocated is None:
-                    # Not a member, or a blocked direct chat: only this rare path pays to tell them apart.
-                    await self.require_member(actor, chat_id)
+                    # Not a member, a read-only room or a blocked direct chat: only this rare path tells them apart.
+                    chat, _ = await _membership(session, chat_id, actor)
+                    if chat.read_only:
+                        raise PermissionDenied("only moderators post in this room", code="chat_read_only")
                     raise PermissionDenied("this conversation is closed by a block", code="user_blocked")
                 if inserted is None:
                     # A message with this client id exists: roll the seq back and answer with that one.
@@ -515,13 +548,19 @@ class ChatService:
                     deleted_at=None,
                     reply_to=request.reply_to,
                     mentions=[ids.encode(ids.Prefix.USER, m) for m in mentions],
-                    moderation_status=ModerationStatus.VISIBLE.value,
+                    moderation_status=status.value,
                 )
-                event = ChatMessagePosted(message=view)
-                (outbox_id,) = await record(session, event, wake_relay=False)
+                outbox: list[tuple[uuid.UUID, Event]] = []
+                if verdict is None:
+                    event = ChatMessagePosted(message=view)
+                    (outbox_id,) = await record(session, event, wake_relay=False)
+                    outbox.append((outbox_id, event))
+                else:
+                    # Hidden from the others until a moderator approves it; then it fans out as new.
+                    await open_blocklist_case(session, chat_id, message_id, verdict.term)
         except _DuplicateSend:
             return await self._existing_send(actor, chat_id, client_message_id, content)
-        await self._publish([(outbox_id, event)])
+        await self._publish(outbox)
         return SentMessage(accepted=_accepted(view, message_id), message=view, created=True)
 
     async def history(
@@ -587,6 +626,13 @@ class ChatService:
             now = self._clock()
             if now - row.sent_at > EDIT_WINDOW:
                 raise PermissionDenied("messages can be edited for 15 minutes", code="edit_window_closed")
+            # The original was already seen, so an edit cannot be hidden for review: any listed term refuses it.
+            if await screen(session, chat_id, content.text) is not None:
+                raise InvalidInput(
+                    "the message contains a blocked term",
+                    code="message_blocked",
+                    errors=[FieldError("content.text", "contains a blocked term")],
+                )
             row.content = stored
             row.edited_at = now
             await session.flush()
@@ -599,7 +645,7 @@ class ChatService:
     async def delete_message(self, actor: uuid.UUID, chat_id: uuid.UUID, message_id: uuid.UUID) -> MessageRemoved:
         """Turn a message into a tombstone (its sender or a chat admin); deleting again changes nothing."""
         async with self._sessions.begin() as session:
-            _, me = await _membership(session, chat_id, actor)
+            chat, me = await _membership(session, chat_id, actor)
             row = await _message_for_update(session, chat_id, message_id)
             public_id = ids.encode(ids.Prefix.MESSAGE, row.id)
             if row.deleted_at is not None:
@@ -607,8 +653,17 @@ class ChatService:
                 return MessageRemoved(
                     status="removed", moderator_id=ids.encode(ids.Prefix.USER, by), message_id=public_id
                 )
-            if row.sender_id != actor and me.role != ParticipantRole.ADMIN:
-                raise PermissionDenied("only the sender or a chat admin deletes a message", code="not_allowed")
+            if row.sender_id != actor:
+                if not await rooms.is_room_moderator(session, chat, me.role, actor):
+                    raise PermissionDenied("only the sender or a chat admin deletes a message", code="not_allowed")
+                await write_audit(
+                    session,
+                    actor,
+                    AuditAction.MESSAGE_REMOVE,
+                    row.id,
+                    chat_id=chat_id,
+                    club_id=chat.club_id,
+                )
             row.content = None
             row.deleted_at = self._clock()
             row.deleted_by = actor
@@ -765,6 +820,14 @@ class ChatService:
             return
         self._stamper.add(row_id for row_id, _ in outbox)
 
+    async def publish_committed(self, outbox: list[tuple[uuid.UUID, Event]]) -> None:
+        """Publish outbox rows another service committed with ``wake_relay=False`` (e.g. moderation)."""
+        await self._publish(outbox)
+
+    async def publish_live(self, event: Event) -> None:
+        """Publish a live-only event (never stored) on its chat's subject."""
+        await self._publish_live(event)
+
     async def close(self) -> None:
         """Stamp what was published but not yet marked (call before closing NATS and the database)."""
         await self._stamper.close()
@@ -791,6 +854,17 @@ class ChatService:
         except Exception as exc:
             # Typing and read receipts are ephemeral; the read position itself is already stored.
             log.warning("chat.live_publish_failed", subject=subject, error=f"{type(exc).__name__}: {exc}")
+
+
+def _require_group(chat: Chat) -> None:
+    """Members change by hand in group chats only; event and club rooms follow RSVPs and memberships."""
+    if chat.type in MANAGED_TYPES:
+        raise Conflict(
+            "members of this room follow the event's RSVPs or the club's membership",
+            code="chat_membership_managed",
+        )
+    if chat.type != ChatType.GROUP:
+        raise Conflict("only group chats change members", code="not_a_group_chat")
 
 
 def _clamp(limit: int | None, default: int, maximum: int) -> int:
@@ -846,6 +920,29 @@ async def _message_at(session: AsyncSession, chat_id: uuid.UUID, seq: int) -> uu
     if seq == 0:
         return None
     return await session.scalar(select(ChatMessage.id).where(ChatMessage.chat_id == chat_id, ChatMessage.seq == seq))
+
+
+async def _require_mentionable(
+    session: AsyncSession, chat_id: uuid.UUID, actor: uuid.UUID, mentions: Sequence[uuid.UUID]
+) -> None:
+    """Every mentioned user is a member of the chat (422 otherwise; 404 if the caller is not one)."""
+    members = set(
+        (
+            await session.scalars(
+                select(ChatParticipant.user_id).where(
+                    ChatParticipant.chat_id == chat_id, ChatParticipant.user_id.in_([*mentions, actor])
+                )
+            )
+        ).all()
+    )
+    if actor not in members:
+        raise NotFound("no such chat", code="chat_not_found")
+    if missing := [m for m in mentions if m not in members]:
+        raise InvalidInput(
+            "mentions must name members of this chat",
+            code="mention_not_member",
+            errors=[FieldError("mentions", f"not in this chat: {ids.encode(ids.Prefix.USER, m)}") for m in missing],
+        )
 
 
 async def _require_users(session: AsyncSession, user_ids: set[uuid.UUID], field: str) -> None:
@@ -919,7 +1016,9 @@ async def _chat_views(
         for message in (
             await session.scalars(select(ChatMessage).where(tuple_(ChatMessage.chat_id, ChatMessage.seq).in_(keys)))
         ).all():
-            last[message.chat_id] = message
+            # A message awaiting review is only its sender's to see.
+            if message.moderation_status != ModerationStatus.FLAGGED or message.sender_id == actor:
+                last[message.chat_id] = message
     unread_rows = (
         await session.execute(
             select(ChatMessage.chat_id, func.count())
@@ -953,6 +1052,9 @@ async def _chat_views(
             unread_count=unread.get(chat.id, 0),
             last_message=message_view(last[chat.id]) if chat.id in last else None,
             participants=by_chat.get(chat.id, []),
+            event_id=ids.encode(ids.Prefix.EVENT, chat.event_id) if chat.event_id else None,
+            club_id=ids.encode(ids.Prefix.CLUB, chat.club_id) if chat.club_id else None,
+            read_only=chat.read_only,
         )
         for chat, me in rows
     ]

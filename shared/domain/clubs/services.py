@@ -34,6 +34,7 @@ from shared.clock import utcnow
 from shared.config import Settings
 from shared.domain.auth.secrets import hash_secret, new_secret
 from shared.domain.auth.tokens import AccessClaims
+from shared.domain.chat import rooms
 from shared.domain.clubs.models import (
     ROLE_RANK,
     Club,
@@ -238,6 +239,7 @@ class ClubService:
             )
             await session.flush()
             await bus.record(session, bus.ClubCreated(club_id=club.id, owner_id=actor.user_id, kind=club.kind))
+            await rooms.open_club_room(session, club.id, actor.user_id, name)
         return CreatedClub(id=ids.encode(ids.Prefix.CLUB, club.id), slug=club.slug)
 
     async def _insert_with_free_slug(
@@ -378,6 +380,7 @@ class ClubService:
             await session.execute(
                 update(Club).where(Club.id == club_id, Club.deleted_at.is_(None)).values(deleted_at=self._clock())
             )
+            await rooms.close_club_room(session, club_id)
 
     async def list_clubs(
         self,
@@ -628,6 +631,7 @@ class ClubService:
                     )
                     if was_active:
                         await _adjust_count(session, club_id, -1)
+                        await rooms.remove_club_member(session, club_id, user_id)
         return MemberStanding(
             user_id=ids.encode(ids.Prefix.USER, user_id), role="member", status=MembershipStatus.BANNED.value
         )
@@ -1021,10 +1025,12 @@ class ClubService:
             raise NotFound("no such member", code="member_not_found")
         if gone == MembershipStatus.ACTIVE:
             await _adjust_count(session, club_id, -1)
+            await rooms.remove_club_member(session, club_id, user_id)
 
     async def _count_joined(self, session: AsyncSession, club_id: uuid.UUID, user_id: uuid.UUID) -> None:
         await _adjust_count(session, club_id, 1)
         await bus.record(session, bus.ClubMemberJoined(club_id=club_id, user_id=user_id))
+        await rooms.add_club_member(session, club_id, user_id)
 
     def _app_url(self, path: str) -> str:
         return f"{self._settings.public_app_url.rstrip('/')}/{path}"

@@ -41,6 +41,7 @@ from shared.clock import utcnow
 from shared.config import Settings
 from shared.domain.auth.secrets import hash_secret, new_secret
 from shared.domain.auth.tokens import AccessClaims
+from shared.domain.chat import rooms
 from shared.domain.clubs.models import Club, ClubMembership, MemberRole, MembershipStatus
 from shared.domain.events.models import (
     AddressVisibility,
@@ -346,6 +347,7 @@ class EventService:
             event.published_at = self._clock()
             event.sequence += 1
             await bus.record(session, bus.EventPublished(event_id=event.id, organizer_id=event.organizer_id))
+            await rooms.open_event_room(session, event.id, event.organizer_id, event.title)
         return StatusChange(status="published")
 
     async def cancel(self, actor: AccessClaims, event_id: uuid.UUID) -> StatusChange:
@@ -373,6 +375,7 @@ class EventService:
             # Subscribers of event.updated (calendars, chat) see the status change; the attendees are
             # told once, by the event_cancelled notification above.
             await self._record_updated(session, event, ["status"])
+            await rooms.close_event_room(session, event.id)
         return StatusChange(status="cancelled")
 
     async def complete(self, actor: AccessClaims, event_id: uuid.UUID) -> StatusChange:
@@ -613,6 +616,7 @@ class EventService:
         if reason == "promoted":
             events.insert(0, bus.RsvpPromoted(event_id=event.id, rsvp_id=rsvp.id, user_id=rsvp.user_id))
         await bus.record(session, *events)
+        await rooms.add_event_member(session, event.id, rsvp.user_id)
 
     async def _step_back(
         self,
@@ -646,6 +650,7 @@ class EventService:
         previous = rsvp.status
         if previous == RsvpStatus.CONFIRMED:
             event.seats_taken -= rsvp.seats
+            await rooms.remove_event_member(session, event.id, rsvp.user_id)
         rsvp.status = target.value
         rsvp.queue_seq = None
         rsvp.ticket_code = None

@@ -1,0 +1,1 @@
+"""Chat moderation: blocklists, reports (cases) and the append-only moderation audit log."""
