@@ -14,6 +14,7 @@ from litestar.response import Redirect
 
 from api import errors
 from api.controllers.auth import AuthController
+from api.controllers.boosts import BoostController
 from api.controllers.chat import ChatController
 from api.controllers.clubs import ClubController
 from api.controllers.events import CalendarController, EventController, PublicEventController
@@ -29,6 +30,7 @@ from api.controllers.users import UserController
 from api.deps import (
     provide_auth_service,
     provide_badge_service,
+    provide_boost_service,
     provide_caller,
     provide_chat_service,
     provide_club_service,
@@ -99,6 +101,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             HealthController,
             MetricsController,
             docs,
+            BoostController,
         ],
         lifespan=[lifespan(settings)],
         dependencies={
@@ -120,6 +123,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "payment_service": Provide(provide_payment_service, sync_to_thread=False),
             "idempotency": Provide(provide_idempotency_guard, sync_to_thread=False),
             "caller": Provide(provide_caller, sync_to_thread=False),
+            "boost_service": Provide(provide_boost_service, sync_to_thread=False),
         },
         middleware=[
             request_context_middleware,

@@ -19,6 +19,7 @@ from shared.domain.events.services import EventService
 from shared.domain.gamification.services import BadgeService, LeaderboardService, StreakService
 from shared.domain.media.services import MediaService
 from shared.domain.notifications.services import NotificationService
+from shared.domain.payments.boosts import BoostService
 from shared.domain.payments.idempotency import IdempotencyGuard
 from shared.domain.payments.services import PaymentService
 from shared.domain.posts.services import PostService
@@ -117,6 +118,11 @@ def provide_payment_service(state: State) -> PaymentService:
 def provide_idempotency_guard(state: State) -> IdempotencyGuard:
     """The Idempotency-Key store for money-moving requests."""
     return provide_runtime(state).idempotency
+
+
+def provide_boost_service(state: State) -> BoostService:
+    """The boosts service."""
+    return provide_runtime(state).boosts
 
 
 def provide_caller(request: Request[AccessClaims, Any, Any]) -> AccessClaims:

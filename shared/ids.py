@@ -34,6 +34,7 @@ class Prefix(StrEnum):
     FRIEND_REQUEST = "frq"
     VOUCH = "vch"
     MODERATION_CASE = "mcase"
+    MEMBER_TIER = "tier"
 
 
 class InvalidId(ValueError):

@@ -23,7 +23,18 @@ from shared.domain.notifications.models import (
     NotificationPreference,
     NotificationSettings,
 )
-from shared.domain.payments.models import IdempotencyKey, LedgerEntry, Plan, StripeCustomer, Subscription, WebhookEvent
+from shared.domain.payments.models import (
+    Boost,
+    IdempotencyKey,
+    LedgerEntry,
+    MemberTier,
+    Plan,
+    PromoCode,
+    PromoRedemption,
+    StripeCustomer,
+    Subscription,
+    WebhookEvent,
+)
 from shared.domain.posts.models import Comment, CommentReaction, Post, PostReaction
 from shared.domain.search import models as search_models
 from shared.domain.social.models import Block, Follow, FriendRequest, Friendship, InviteCode, Vouch
@@ -35,6 +46,7 @@ __all__ = [
     "Badge",
     "Base",
     "Block",
+    "Boost",
     "CalendarFeed",
     "Chat",
     "ChatMessage",
@@ -59,6 +71,7 @@ __all__ = [
     "LedgerEntry",
     "Media",
     "MediaAuditEntry",
+    "MemberTier",
     "ModerationCase",
     "Notification",
     "NotificationDelivery",
@@ -70,6 +83,8 @@ __all__ = [
     "PointAward",
     "Post",
     "PostReaction",
+    "PromoCode",
+    "PromoRedemption",
     "RefreshToken",
     "ReminderSent",
     "Rsvp",

@@ -281,6 +281,10 @@ class PaymentService:
             )
         return winner or created
 
+    async def customer_for(self, user_id: uuid.UUID) -> str:
+        """The user's Stripe customer id, created on first use (for boosts, tiers and other charges)."""
+        return await self._customer_for(user_id)
+
     async def _current(self, session: AsyncSession, user_id: uuid.UUID) -> tuple[Subscription, Plan] | None:
         row = (
             await session.execute(
