@@ -171,7 +171,19 @@ class StripeGateway:
         metadata: dict[str, str],
         idempotency_key: str,
     ) -> stripe.PaymentIntent:
-        """Create and confirm a PaymentIntent now; a decline raises :class:`PaymentFailed`."""
+        """Attach the card, then create and confirm a PaymentIntent now; a decline raises :class:`PaymentFailed`."""
+        try:
+            await self._call(
+                lambda: self._client.payment_methods.attach_async(
+                    payment_method_id, {"customer": customer_id}, {"idempotency_key": f"{idempotency_key}-attach"}
+                )
+            )
+        except StripeNotFound:
+            raise InvalidInput(
+                "unknown payment method",
+                code="invalid_payment_method",
+                errors=[FieldError("payment_method_id", "unknown payment method")],
+            ) from None
         params: Any = {
             "amount": amount_cents,
             "currency": currency,
