@@ -24,6 +24,7 @@ from api.controllers.media import MediaController, ModerationController
 from api.controllers.notifications import DeviceController, NotificationController
 from api.controllers.payments import PaymentController, PlanController, UserSubscriptionController
 from api.controllers.posts import PostController
+from api.controllers.promos import PromoCodeController
 from api.controllers.search import SearchController
 from api.controllers.social import FriendController, InviteController, UserGraphController, VouchController
 from api.controllers.users import UserController
@@ -42,6 +43,7 @@ from api.deps import (
     provide_notification_service,
     provide_payment_service,
     provide_post_service,
+    provide_promo_service,
     provide_search_service,
     provide_social_service,
     provide_streak_service,
@@ -102,6 +104,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             MetricsController,
             docs,
             BoostController,
+            PromoCodeController,
         ],
         lifespan=[lifespan(settings)],
         dependencies={
@@ -124,6 +127,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "idempotency": Provide(provide_idempotency_guard, sync_to_thread=False),
             "caller": Provide(provide_caller, sync_to_thread=False),
             "boost_service": Provide(provide_boost_service, sync_to_thread=False),
+            "promo_service": Provide(provide_promo_service, sync_to_thread=False),
         },
         middleware=[
             request_context_middleware,

@@ -21,6 +21,7 @@ from shared.domain.media.services import MediaService
 from shared.domain.notifications.services import NotificationService
 from shared.domain.payments.boosts import BoostService
 from shared.domain.payments.idempotency import IdempotencyGuard
+from shared.domain.payments.promos import PromoService
 from shared.domain.payments.services import PaymentService
 from shared.domain.posts.services import PostService
 from shared.domain.search.services import SearchService
@@ -123,6 +124,11 @@ def provide_idempotency_guard(state: State) -> IdempotencyGuard:
 def provide_boost_service(state: State) -> BoostService:
     """The boosts service."""
     return provide_runtime(state).boosts
+
+
+def provide_promo_service(state: State) -> PromoService:
+    """The promo code service (and the plan subscription that redeems codes)."""
+    return provide_runtime(state).promos
 
 
 def provide_caller(request: Request[AccessClaims, Any, Any]) -> AccessClaims:

@@ -25,6 +25,7 @@ from shared.domain.media.services import MediaService
 from shared.domain.notifications.services import NotificationService, UnsubscribeTokens
 from shared.domain.payments.boosts import BoostService
 from shared.domain.payments.idempotency import IdempotencyGuard
+from shared.domain.payments.promos import PromoService
 from shared.domain.payments.services import PaymentService
 from shared.domain.payments.stripe_client import StripeGateway
 from shared.domain.posts.services import PostService
@@ -64,6 +65,7 @@ class Runtime:
     idempotency: IdempotencyGuard
     auth_limiter: RateLimiter
     boosts: BoostService
+    promos: PromoService
     draining: bool = field(default=False)
 
 
@@ -104,6 +106,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         idempotency=IdempotencyGuard(sessions),
         auth_limiter=RateLimiter(redis, settings.auth_rate_limit_per_minute),
         boosts=BoostService(settings, sessions, StripeGateway(settings), payments),
+        promos=PromoService(sessions, StripeGateway(settings), payments),
     )
 
 
