@@ -21,6 +21,7 @@ from api.controllers.events import CalendarController, EventController, PublicEv
 from api.controllers.gamification import BadgeController, LeaderboardController, StreakController
 from api.controllers.health import HealthController
 from api.controllers.media import MediaController, ModerationController
+from api.controllers.member_tiers import MemberTierController
 from api.controllers.notifications import DeviceController, NotificationController
 from api.controllers.payments import PaymentController, PlanController, UserSubscriptionController
 from api.controllers.posts import PostController
@@ -40,6 +41,7 @@ from api.deps import (
     provide_invite_service,
     provide_leaderboard_service,
     provide_media_service,
+    provide_member_tier_service,
     provide_notification_service,
     provide_payment_service,
     provide_post_service,
@@ -105,6 +107,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             docs,
             BoostController,
             PromoCodeController,
+            MemberTierController,
         ],
         lifespan=[lifespan(settings)],
         dependencies={
@@ -128,6 +131,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "caller": Provide(provide_caller, sync_to_thread=False),
             "boost_service": Provide(provide_boost_service, sync_to_thread=False),
             "promo_service": Provide(provide_promo_service, sync_to_thread=False),
+            "member_tier_service": Provide(provide_member_tier_service, sync_to_thread=False),
         },
         middleware=[
             request_context_middleware,

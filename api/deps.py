@@ -21,6 +21,7 @@ from shared.domain.media.services import MediaService
 from shared.domain.notifications.services import NotificationService
 from shared.domain.payments.boosts import BoostService
 from shared.domain.payments.idempotency import IdempotencyGuard
+from shared.domain.payments.member_tiers import MemberTierService
 from shared.domain.payments.promos import PromoService
 from shared.domain.payments.services import PaymentService
 from shared.domain.posts.services import PostService
@@ -129,6 +130,11 @@ def provide_boost_service(state: State) -> BoostService:
 def provide_promo_service(state: State) -> PromoService:
     """The promo code service (and the plan subscription that redeems codes)."""
     return provide_runtime(state).promos
+
+
+def provide_member_tier_service(state: State) -> MemberTierService:
+    """The creator and club tier service."""
+    return provide_runtime(state).member_tiers
 
 
 def provide_caller(request: Request[AccessClaims, Any, Any]) -> AccessClaims:

@@ -25,6 +25,7 @@ from shared.domain.media.services import MediaService
 from shared.domain.notifications.services import NotificationService, UnsubscribeTokens
 from shared.domain.payments.boosts import BoostService
 from shared.domain.payments.idempotency import IdempotencyGuard
+from shared.domain.payments.member_tiers import MemberTierService
 from shared.domain.payments.promos import PromoService
 from shared.domain.payments.services import PaymentService
 from shared.domain.payments.stripe_client import StripeGateway
@@ -66,6 +67,7 @@ class Runtime:
     auth_limiter: RateLimiter
     boosts: BoostService
     promos: PromoService
+    member_tiers: MemberTierService
     draining: bool = field(default=False)
 
 
@@ -107,6 +109,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         auth_limiter=RateLimiter(redis, settings.auth_rate_limit_per_minute),
         boosts=BoostService(settings, sessions, StripeGateway(settings), payments),
         promos=PromoService(sessions, StripeGateway(settings), payments),
+        member_tiers=MemberTierService(settings, sessions, StripeGateway(settings), payments),
     )
 
 

@@ -48,11 +48,13 @@ def upgrade() -> None:
         sa.Column("interval", sa.String(length=8), nullable=False),
         sa.Column("stripe_product_id", sa.String(length=64), nullable=False),
         sa.Column("stripe_plan_id", sa.String(length=64), nullable=False),
+        sa.Column("fee_bps", sa.Integer(), nullable=False),
         sa.Column("active", sa.Boolean(), server_default="true", nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.CheckConstraint("interval IN ('month', 'year')", name=op.f("ck_member_tiers_interval")),
         sa.CheckConstraint("amount_cents > 0", name=op.f("ck_member_tiers_amount_positive")),
+        sa.CheckConstraint("fee_bps >= 0 AND fee_bps <= 10000", name=op.f("ck_member_tiers_fee_bps")),
         sa.ForeignKeyConstraint(
             ["club_id"], ["clubs.id"], name=op.f("fk_member_tiers_club_id_clubs"), ondelete="CASCADE"
         ),

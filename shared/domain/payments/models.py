@@ -191,6 +191,7 @@ class MemberTier(UUIDv7Key, Timestamps, Base):
     __table_args__ = (
         CheckConstraint("interval IN ('month', 'year')", name="interval"),
         CheckConstraint("amount_cents > 0", name="amount_positive"),
+        CheckConstraint("fee_bps >= 0 AND fee_bps <= 10000", name="fee_bps"),
     )
 
     # The creator, or the club's owner who gets the tier's earnings.
@@ -203,4 +204,6 @@ class MemberTier(UUIDv7Key, Timestamps, Base):
     interval: Mapped[str] = mapped_column(String(8))
     stripe_product_id: Mapped[str] = mapped_column(String(64))
     stripe_plan_id: Mapped[str] = mapped_column(String(64), unique=True)
+    # The platform's cut (basis points) when the tier was created, so a later settings change is not retroactive.
+    fee_bps: Mapped[int] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(server_default="true")

@@ -7,7 +7,8 @@ Who may read what:
   writing (posting, commenting, reacting) needs an active membership;
 - a profile (creator) post is ``public`` to everyone, ``followers`` to people who follow its
   author, and ``subscribers`` to its author and to users with an active platform subscription
-  (``users.premium_tier`` set; per-creator subscription tiers are not built yet);
+  (``users.premium_tier`` set) or a subscription to one of the author's member tiers; others get
+  404 as for any post they may not read (locked posts are not listed, so their existence is not shown);
 - nobody sees posts or comments of a user they block or are blocked by;
 - a deleted post is gone (404); a deleted comment stays as a tombstone so its replies keep their place.
 
@@ -51,6 +52,7 @@ from shared.domain.events.models import Visibility as EventVisibility
 from shared.domain.media.models import Purpose
 from shared.domain.media.services import MediaService
 from shared.domain.payments.boosts import sponsored_events_query
+from shared.domain.payments.member_tiers import subscribed_to_creator
 from shared.domain.posts.models import (
     MAX_COMMENT_DEPTH,
     Comment,
@@ -141,7 +143,10 @@ def _profile_post_visible(viewer_id: uuid.UUID, follows: ColumnElement[bool]) ->
         Post.author_id == viewer_id,
         Post.visibility == Visibility.PUBLIC.value,
         and_(Post.visibility == Visibility.FOLLOWERS.value, follows),
-        and_(Post.visibility == Visibility.SUBSCRIBERS.value, subscribed),
+        and_(
+            Post.visibility == Visibility.SUBSCRIBERS.value,
+            or_(subscribed, subscribed_to_creator(viewer_id, Post.author_id)),
+        ),
     )
 
 
@@ -593,7 +598,8 @@ class PostService:
             )
             if post.visibility == Visibility.SUBSCRIBERS:
                 tier = await session.scalar(select(User.premium_tier).where(User.id == viewer_id))
-                visible = tier is not None
+                fan = await session.scalar(select(subscribed_to_creator(viewer_id, literal(post.author_id))))
+                visible = tier is not None or bool(fan)
             if not visible:
                 raise NotFound("no such post", code="post_not_found")
         if post.author_id != viewer_id and await is_blocked_between(session, viewer_id, post.author_id):
