@@ -144,6 +144,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             Exception: errors.internal_error_handler,
         },
         before_send=[stamp_response],
+        after_exception=[errors.offer_premium_after_exception],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Tribe API",

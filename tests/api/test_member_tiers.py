@@ -226,3 +226,32 @@ async def test_concurrent_subscribes_to_one_tier_make_one_subscription(
             .where(Subscription.member_tier_id == ids.decode(ids.Prefix.MEMBER_TIER, tier["id"]))
         )
     assert count == 1
+
+
+async def test_premium_required_sends_one_premium_offer_a_day(
+    client: httpx.AsyncClient, make_account: MakeAccount
+) -> None:
+    owner, fan = await make_account(), await make_account()
+    club = await create_club(client, owner)
+    gated = await client.patch(f"/v1/clubs/{club['id']}", json={"required_tier": "pro"}, headers=owner.headers)
+    assert gated.status_code == 200, gated.text
+
+    async def offers() -> list[dict[str, Any]]:
+        listed = await client.get("/v1/notifications", headers=fan.headers)
+        assert listed.status_code == 200, listed.text
+        return [n for n in listed.json()["items"] if n["type"] == "premium_offer"]
+
+    assert await offers() == []
+    for _ in range(3):
+        refused = await client.post(f"/v1/clubs/{club['id']}/join", headers=fan.headers)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["code"] == "premium_required"
+    found = await offers()
+    assert len(found) == 1
+    assert found[0]["title"]
+    # Other refusals (not premium ones) do not nudge anyone.
+    other = await make_account()
+    refused_other = await make_tier(client, other, f"/v1/users/{owner.id}/tiers")
+    assert refused_other.status_code == 403, refused_other.text
+    listed = await client.get("/v1/notifications", headers=other.headers)
+    assert [n for n in listed.json()["items"] if n["type"] == "premium_offer"] == []
