@@ -280,6 +280,19 @@ class EventReminderDue(Event, frozen=True, kw_only=True, tag="event.reminder_due
     start_time: datetime
 
 
+class BoostPurchased(Event, frozen=True, kw_only=True, tag="boost.purchased"):
+    """A boost was paid for; ``event_id`` or ``target_user_id`` is what it lifts."""
+
+    boost_id: uuid.UUID
+    buyer_id: uuid.UUID
+    event_id: uuid.UUID | None
+    target_user_id: uuid.UUID | None
+    placement: str
+    starts_at: datetime
+    ends_at: datetime
+    amount_cents: int
+
+
 DomainEvent = (
     EmailRequested
     | UserRegistered
@@ -309,6 +322,7 @@ DomainEvent = (
     | NotificationCreated
     | StreakActivityRecorded
     | BadgeEarned
+    | BoostPurchased
 )
 SELF_PUBLISHED_TYPES = frozenset({"chat.message.new", "chat.message.update", "chat.message.delete", "chat.membership"})
 # What gateways receive on ``chat.<chat_id>`` and ``user.<user_id>``.

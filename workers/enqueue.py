@@ -11,6 +11,7 @@ from arq.connections import ArqRedis
 from shared import ids
 from shared.bus import (
     BadgeEarned,
+    BoostPurchased,
     ChatMembershipChanged,
     ChatMessageDeleted,
     ChatMessageEdited,
@@ -115,6 +116,9 @@ async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str |
             # Only their live subject matters; gateways deliver them.
             return None
         case EventCreated() | EventPublished():
+            return None
+        case BoostPurchased():
+            # Rankings read the boosts table; nothing is queued.
             return None
         case _:
             assert_never(event)

@@ -17,6 +17,8 @@ from shared.config import load_settings
 from shared.domain.events.models import Event
 from shared.domain.payments.boosts import boosted_event_filter
 from shared.domain.payments.models import Boost, LedgerEntry
+from tests.api.club_support import outbox_events
+from tests.api.club_support import uuid_of as uuid_of_str
 from tests.api.conftest import Account, MakeAccount
 from tests.api.events.helpers import create_event, make_organizer, soon
 from tests.api.test_payments import DECLINED_CARD, GOOD_CARD, MakeCard, make_card, stripe_base  # noqa: F401
@@ -319,6 +321,8 @@ async def test_idempotency_key_replays_the_first_purchase(
     assert other_body.status_code == 422, other_body.text
     assert other_body.json()["code"] == "idempotency_key_mismatch"
     assert await boost_count(db, event) == 1
+    announced = await outbox_events(db, "boost.purchased", event_id=uuid_of_str(ids.Prefix.EVENT, event))
+    assert [e["boost_id"] for e in announced] == [uuid_of_str(ids.Prefix.BOOST, first.json()["boost_id"])]
     history = await client.get("/v1/payments", headers=organizer.headers)
     assert [p["amount_cents"] for p in history.json()["items"]] == [400]
 

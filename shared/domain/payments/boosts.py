@@ -17,7 +17,7 @@ import structlog
 from sqlalchemy import ColumnElement, Select, and_, case, exists, func, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared import ids
+from shared import bus, ids
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.domain.auth.tokens import AccessClaims
@@ -243,6 +243,19 @@ class BoostService:
                 stripe_payment_intent_id=str(intent.id),
             )
             session.add(boost)
+            await bus.record(
+                session,
+                bus.BoostPurchased(
+                    boost_id=local_id,
+                    buyer_id=buyer_id,
+                    event_id=event_id,
+                    target_user_id=target_user_id,
+                    placement=placement,
+                    starts_at=starts_at,
+                    ends_at=ends_at,
+                    amount_cents=amount,
+                ),
+            )
             await book_platform_charge(
                 session,
                 now=now,
