@@ -11,7 +11,14 @@ from api.deps import parse_id
 from shared import ids
 from shared.domain.auth.tokens import AccessClaims
 from shared.domain.payments.idempotency import IdempotencyGuard
-from shared.domain.payments.member_tiers import MemberTierService, TierCreate, TierList, TierSubscribeRequest, TierView
+from shared.domain.payments.member_tiers import (
+    MemberTierService,
+    TierCreate,
+    TierEarnings,
+    TierList,
+    TierSubscribeRequest,
+    TierView,
+)
 from shared.domain.payments.schemas import CancelResult
 
 
@@ -44,6 +51,11 @@ class MemberTierController(Controller):
     async def list_club_tiers(self, club_id: str, member_tier_service: MemberTierService) -> TierList:
         """A club's tiers, cheapest first."""
         return await member_tier_service.list_club_tiers(parse_id(ids.Prefix.CLUB, club_id))
+
+    @get("/tiers/earnings")
+    async def earnings(self, member_tier_service: MemberTierService, caller: AccessClaims) -> TierEarnings:
+        """What your tiers earned: gross, platform fees, refunds, net, and active subscribers."""
+        return await member_tier_service.earnings(caller)
 
     @post("/tiers/{tier_id:str}/subscribe", status_code=HTTP_201_CREATED)
     async def subscribe(

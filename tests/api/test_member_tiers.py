@@ -117,6 +117,19 @@ async def test_creator_tier_unlocks_subscriber_posts_and_pays_the_creator_less_t
         ("platform_revenue", "fee", 50),
     ]
     assert sum(r[2] for r in rows) == 0
+    earned = await client.get("/v1/tiers/earnings", headers=creator.headers)
+    assert earned.status_code == 200, earned.text
+    assert earned.json() == {
+        "currency": "usd",
+        "gross_cents": 1000,
+        "fee_cents": 50,
+        "refund_cents": 0,
+        "net_cents": 950,
+        "platform_fee_bps": 500,
+        "active_subscribers": 1,
+    }
+    nothing = (await client.get("/v1/tiers/earnings", headers=fan.headers)).json()
+    assert (nothing["gross_cents"], nothing["net_cents"], nothing["active_subscribers"]) == (0, 0, 0)
 
     cancelled = await client.post(f"/v1/tiers/{tier['id']}/cancel", headers=fan.headers)
     assert cancelled.status_code == 200, cancelled.text

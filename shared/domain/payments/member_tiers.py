@@ -17,7 +17,7 @@ from typing import Literal
 
 import msgspec
 import structlog
-from sqlalchemy import ColumnElement, and_, delete, exists, select, text
+from sqlalchemy import ColumnElement, and_, delete, exists, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
@@ -27,8 +27,8 @@ from shared.clock import utcnow
 from shared.config import Settings
 from shared.domain.auth.tokens import AccessClaims
 from shared.domain.clubs.models import Club, ClubMembership, MemberRole, MembershipStatus
-from shared.domain.payments.ledger import book_creator_charge
-from shared.domain.payments.models import MemberTier, Subscription
+from shared.domain.payments.ledger import CREATOR_ACCOUNT, book_creator_charge
+from shared.domain.payments.models import LedgerEntry, MemberTier, Subscription
 from shared.domain.payments.schemas import CancelResult
 from shared.domain.payments.services import CURRENCY, ENTITLED_STATUSES, PaymentService, _period_end, settle
 from shared.domain.payments.stripe_client import StripeGateway
@@ -84,6 +84,18 @@ class TierSubscribeResult(msgspec.Struct, frozen=True):
     status: str
     renewal_date: str
     client_secret: str | None
+
+
+class TierEarnings(msgspec.Struct, frozen=True):
+    """What the caller's tiers earned (from the ledger): gross, platform fees, refunds, net."""
+
+    currency: str
+    gross_cents: int
+    fee_cents: int
+    refund_cents: int
+    net_cents: int
+    platform_fee_bps: int
+    active_subscribers: int
 
 
 def _view(tier: MemberTier) -> TierView:
@@ -380,6 +392,11 @@ class MemberTierService:
             client_secret=client_secret,
         )
 
+    async def earnings(self, caller: AccessClaims) -> TierEarnings:
+        """The caller's earnings from their creator and club tiers."""
+        async with self._sessions() as session:
+            return await tier_earnings(session, caller.user_id, self._settings.platform_fee_bps)
+
     async def cancel(self, caller: AccessClaims, tier_id: uuid.UUID) -> CancelResult:
         """Cancel your subscription to a tier at the end of the paid period (access lasts until then)."""
         async with self._sessions.begin() as session:
@@ -408,3 +425,30 @@ class MemberTierService:
             return CancelResult(
                 subscription_id=ids.encode(ids.Prefix.SUBSCRIPTION, sub.id), status=sub.status, cancel_at=sub.cancel_at
             )
+
+
+async def tier_earnings(session: AsyncSession, creator_id: uuid.UUID, fee_bps: int) -> TierEarnings:
+    """Sum the creator's ``creator_earnings`` legs by kind, and count their entitled subscribers."""
+    rows = (
+        await session.execute(
+            select(LedgerEntry.kind, func.coalesce(func.sum(LedgerEntry.amount_cents), 0))
+            .where(LedgerEntry.account == CREATOR_ACCOUNT, LedgerEntry.user_id == creator_id)
+            .group_by(LedgerEntry.kind)
+        )
+    ).all()
+    by_kind = {str(kind): int(total) for kind, total in rows}
+    subscribers = await session.scalar(
+        select(func.count(func.distinct(Subscription.user_id)))
+        .join(MemberTier, MemberTier.id == Subscription.member_tier_id)
+        .where(MemberTier.owner_id == creator_id, Subscription.status.in_(ENTITLED_STATUSES))
+    )
+    gross, fees, refunds = by_kind.get("charge", 0), -by_kind.get("fee", 0), -by_kind.get("refund", 0)
+    return TierEarnings(
+        currency=CURRENCY,
+        gross_cents=gross,
+        fee_cents=fees,
+        refund_cents=refunds,
+        net_cents=gross - fees - refunds,
+        platform_fee_bps=fee_bps,
+        active_subscribers=int(subscribers or 0),
+    )
