@@ -18,6 +18,7 @@ from tests.api.club_support import create_club, stored_count
 from tests.api.conftest import Account, MakeAccount
 from tests.api.posts.support import profile_post
 from tests.api.test_payments import GOOD_CARD, MakeCard, make_card, stripe_base, stripe_subscription_id  # noqa: F401
+from tests.api.test_promo_codes import AUTH_CARD
 
 
 async def make_tier(client: httpx.AsyncClient, owner: Account, path: str, **body: Any) -> httpx.Response:
@@ -268,3 +269,42 @@ async def test_premium_required_sends_one_premium_offer_a_day(
     assert refused_other.status_code == 403, refused_other.text
     listed = await client.get("/v1/notifications", headers=other.headers)
     assert [n for n in listed.json()["items"] if n["type"] == "premium_offer"] == []
+
+
+async def test_a_card_needing_authentication_joins_the_club_once_confirmed(
+    client: httpx.AsyncClient,
+    make_account: MakeAccount,
+    make_card: MakeCard,  # noqa: F811
+    db: async_sessionmaker[AsyncSession],
+    stripe_base: str,  # noqa: F811
+    engine_env: dict[str, str],
+) -> None:
+    owner, member, other = await make_account(), await make_account(), await make_account()
+    club = await create_club(client, owner)
+    tier = (await make_tier(client, owner, f"/v1/clubs/{club['id']}/tiers")).json()
+    pending = await join_tier(client, member, tier["id"], await make_card(AUTH_CARD))
+    assert pending.status_code == 201, pending.text
+    assert pending.json()["status"] == "incomplete"
+    secret = pending.json()["client_secret"]
+    assert secret.startswith("pi_")
+    assert await membership_status(db, club["id"], member) is None
+
+    key = load_settings(engine_env).stripe_api_key
+    async with httpx.AsyncClient(base_url=stripe_base, auth=(key, ""), timeout=10) as stripe:
+        done = await stripe.post(
+            f"/v1/payment_intents/{secret.split('_secret_')[0]}/_authenticate",
+            data={"client_secret": secret, "success": "true"},
+        )
+    assert done.status_code == 200, done.text
+    async with asyncio.timeout(15):
+        while await membership_status(db, club["id"], member) != "active":
+            await asyncio.sleep(0.2)
+
+    # Idempotency-Key: a retry replays the first answer instead of subscribing twice.
+    headers = {**other.headers, "Idempotency-Key": f"tier-{uuid.uuid4()}"}
+    body = {"payment_method_id": await make_card(GOOD_CARD)}
+    first = await client.post(f"/v1/tiers/{tier['id']}/subscribe", json=body, headers=headers)
+    again = await client.post(f"/v1/tiers/{tier['id']}/subscribe", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.json()["subscription_id"] == first.json()["subscription_id"]
+    assert again.headers.get("idempotent-replayed") == "true"
