@@ -14,22 +14,26 @@ from litestar.response import Redirect
 
 from api import errors
 from api.controllers.auth import AuthController
+from api.controllers.boosts import BoostController
 from api.controllers.chat import ChatController
 from api.controllers.clubs import ClubController
 from api.controllers.events import CalendarController, EventController, PublicEventController
 from api.controllers.gamification import BadgeController, LeaderboardController, StreakController
 from api.controllers.health import HealthController
 from api.controllers.media import MediaController, ModerationController
+from api.controllers.member_tiers import MemberTierController
 from api.controllers.moderation import ChatModerationController, ClubBlocklistController, MessageReportController
 from api.controllers.notifications import DeviceController, NotificationController
 from api.controllers.payments import PaymentController, PlanController, UserSubscriptionController
 from api.controllers.posts import PostController
+from api.controllers.promos import PromoCodeController
 from api.controllers.search import SearchController
 from api.controllers.social import FriendController, InviteController, UserGraphController, VouchController
 from api.controllers.users import UserController
 from api.deps import (
     provide_auth_service,
     provide_badge_service,
+    provide_boost_service,
     provide_caller,
     provide_chat_service,
     provide_club_service,
@@ -38,9 +42,11 @@ from api.deps import (
     provide_invite_service,
     provide_leaderboard_service,
     provide_media_service,
+    provide_member_tier_service,
     provide_notification_service,
     provide_payment_service,
     provide_post_service,
+    provide_promo_service,
     provide_search_service,
     provide_social_service,
     provide_streak_service,
@@ -103,6 +109,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             MessageReportController,
             ChatModerationController,
             ClubBlocklistController,
+            BoostController,
+            PromoCodeController,
+            MemberTierController,
         ],
         lifespan=[lifespan(settings)],
         dependencies={
@@ -124,6 +133,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "payment_service": Provide(provide_payment_service, sync_to_thread=False),
             "idempotency": Provide(provide_idempotency_guard, sync_to_thread=False),
             "caller": Provide(provide_caller, sync_to_thread=False),
+            "boost_service": Provide(provide_boost_service, sync_to_thread=False),
+            "promo_service": Provide(provide_promo_service, sync_to_thread=False),
+            "member_tier_service": Provide(provide_member_tier_service, sync_to_thread=False),
         },
         middleware=[
             request_context_middleware,
@@ -136,6 +148,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             Exception: errors.internal_error_handler,
         },
         before_send=[stamp_response],
+        after_exception=[errors.offer_premium_after_exception],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Tribe API",

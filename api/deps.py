@@ -19,7 +19,10 @@ from shared.domain.events.services import EventService
 from shared.domain.gamification.services import BadgeService, LeaderboardService, StreakService
 from shared.domain.media.services import MediaService
 from shared.domain.notifications.services import NotificationService
+from shared.domain.payments.boosts import BoostService
 from shared.domain.payments.idempotency import IdempotencyGuard
+from shared.domain.payments.member_tiers import MemberTierService
+from shared.domain.payments.promos import PromoService
 from shared.domain.payments.services import PaymentService
 from shared.domain.posts.services import PostService
 from shared.domain.search.services import SearchService
@@ -118,6 +121,21 @@ def provide_payment_service(state: State) -> PaymentService:
 def provide_idempotency_guard(state: State) -> IdempotencyGuard:
     """The Idempotency-Key store for money-moving requests."""
     return provide_runtime(state).idempotency
+
+
+def provide_boost_service(state: State) -> BoostService:
+    """The boosts service."""
+    return provide_runtime(state).boosts
+
+
+def provide_promo_service(state: State) -> PromoService:
+    """The promo code service (and the plan subscription that redeems codes)."""
+    return provide_runtime(state).promos
+
+
+def provide_member_tier_service(state: State) -> MemberTierService:
+    """The creator and club tier service."""
+    return provide_runtime(state).member_tiers
 
 
 def provide_caller(request: Request[AccessClaims, Any, Any]) -> AccessClaims:

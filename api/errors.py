@@ -12,6 +12,8 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from shared.clock import utcnow
+from shared.domain.payments.offers import offer_premium
 from shared.errors import (
     BadRequest,
     Conflict,
@@ -137,3 +139,19 @@ def _title(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
+
+
+async def offer_premium_after_exception(exc: Exception, scope: Any) -> None:
+    """``after_exception`` hook: a caller refused with 403 ``premium_required`` gets a daily ``premium_offer``."""
+    if not isinstance(exc, DomainError) or exc.code != "premium_required":
+        return
+    user = scope.get("user")
+    user_id = getattr(user, "user_id", None)
+    runtime = getattr(scope["litestar_app"].state, "runtime", None)
+    if user_id is None or runtime is None:
+        return
+    try:
+        await offer_premium(runtime.sessions, user_id, utcnow(), exc.detail)
+    except Exception:
+        # The 403 still goes out; a missed nudge is not worth failing the request over.
+        log.exception("premium_offer_failed")

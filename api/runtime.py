@@ -23,7 +23,10 @@ from shared.domain.events.services import EventService
 from shared.domain.gamification.services import BadgeService, LeaderboardService, StreakService
 from shared.domain.media.services import MediaService
 from shared.domain.notifications.services import NotificationService, UnsubscribeTokens
+from shared.domain.payments.boosts import BoostService
 from shared.domain.payments.idempotency import IdempotencyGuard
+from shared.domain.payments.member_tiers import MemberTierService
+from shared.domain.payments.promos import PromoService
 from shared.domain.payments.services import PaymentService
 from shared.domain.payments.stripe_client import StripeGateway
 from shared.domain.posts.services import PostService
@@ -62,6 +65,9 @@ class Runtime:
     payments: PaymentService
     idempotency: IdempotencyGuard
     auth_limiter: RateLimiter
+    boosts: BoostService
+    promos: PromoService
+    member_tiers: MemberTierService
     draining: bool = field(default=False)
 
 
@@ -75,6 +81,7 @@ async def open_runtime(settings: Settings) -> Runtime:
     tokens = AccessTokens(settings)
     media = MediaService(settings, sessions, reads, Storage(settings))
     posts = PostService(sessions, reads, media=media)
+    payments = PaymentService(sessions, StripeGateway(settings))
     return Runtime(
         settings=settings,
         engine=engine,
@@ -97,9 +104,12 @@ async def open_runtime(settings: Settings) -> Runtime:
         search=SearchService(reads, posts),
         chat=ChatService(sessions, redis, nc, ChatLimits.from_settings(settings)),
         events=EventService(settings, sessions, media=media),
-        payments=PaymentService(sessions, StripeGateway(settings)),
+        payments=payments,
         idempotency=IdempotencyGuard(sessions),
         auth_limiter=RateLimiter(redis, settings.auth_rate_limit_per_minute),
+        boosts=BoostService(settings, sessions, StripeGateway(settings), payments),
+        promos=PromoService(sessions, StripeGateway(settings), payments),
+        member_tiers=MemberTierService(settings, sessions, StripeGateway(settings), payments),
     )
 
 

@@ -312,6 +312,19 @@ class ChatModerated(Event, frozen=True, kw_only=True, tag="chat.moderation"):
     moderator_id: str
 
 
+class BoostPurchased(Event, frozen=True, kw_only=True, tag="boost.purchased"):
+    """A boost was paid for; ``event_id`` or ``target_user_id`` is what it lifts."""
+
+    boost_id: uuid.UUID
+    buyer_id: uuid.UUID
+    event_id: uuid.UUID | None
+    target_user_id: uuid.UUID | None
+    placement: str
+    starts_at: datetime
+    ends_at: datetime
+    amount_cents: int
+
+
 DomainEvent = (
     EmailRequested
     | UserRegistered
@@ -343,6 +356,7 @@ DomainEvent = (
     | BadgeEarned
     | EventUpdated
     | ChatRoomMembershipChanged
+    | BoostPurchased
 )
 SELF_PUBLISHED_TYPES = frozenset({"chat.message.new", "chat.message.update", "chat.message.delete", "chat.membership"})
 # What gateways receive on ``chat.<chat_id>`` and ``user.<user_id>``.

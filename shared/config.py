@@ -65,6 +65,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     chat_message_rate_limit: int = 20
     chat_message_rate_window_seconds: int = 10
     chat_typing_ttl_ms: int = 5000
+    # Boosts: price per hour of each placement (cents), and the longest boost one may buy.
+    boost_discover_feed_cents_per_hour: int = 200
+    boost_search_cents_per_hour: int = 150
+    boost_max_hours: int = 720
+    # The platform's cut of creator and club tier revenue, in basis points (500 = 5%).
+    platform_fee_bps: int = 500
 
     def __post_init__(self) -> None:
         if len(self.jwt_secret) < 32:

@@ -98,3 +98,10 @@ class Unavailable(DomainError):
 
     code = "unavailable"
     title = "Service unavailable"
+
+
+class PremiumRequired(PermissionDenied):
+    """403 ``premium_required``: the thing exists and is visible, but a subscription is needed to open it."""
+
+    code = "premium_required"
+    title = "Premium required"

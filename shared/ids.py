@@ -37,6 +37,7 @@ class Prefix(StrEnum):
     # Chat moderation cases (media keeps its own ``mcase_`` cases) and blocklist terms.
     CASE = "case"
     BLOCKLIST_TERM = "blt"
+    MEMBER_TIER = "tier"
 
 
 class InvalidId(ValueError):

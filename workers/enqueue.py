@@ -11,6 +11,7 @@ from arq.connections import ArqRedis
 from shared import ids
 from shared.bus import (
     BadgeEarned,
+    BoostPurchased,
     ChatMembershipChanged,
     ChatMessageDeleted,
     ChatMessageEdited,
@@ -122,6 +123,9 @@ async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str |
             return await enqueue_notice(redis, event, cause=cause)
         case ChatRoomMembershipChanged():
             # Only its live subject matters; gateways (un)subscribe the user's sockets.
+            return None
+        case BoostPurchased():
+            # Rankings read the boosts table; nothing is queued.
             return None
         case _:
             assert_never(event)

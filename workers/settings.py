@@ -33,6 +33,7 @@ from workers.jobs.gamification import ON_ACTIVITY, ON_STREAK_ACTIVITY, leaderboa
 from workers.jobs.mail import SEND_EMAIL
 from workers.jobs.media import PROCESS_MEDIA, PURGE_MEDIA, sweep_abandoned_uploads
 from workers.jobs.notifications import DELIVER_NOTIFICATION, DISPATCH_NOTIFICATION, NOTIFY_FROM_EVENT, send_digests
+from workers.jobs.payments import refresh_boosts
 from workers.jobs.system import heartbeat
 from workers.outbox import OutboxRelay, listen_dsn
 from workers.serialization import job_deserializer, job_serializer
@@ -78,6 +79,8 @@ def cron_jobs() -> list[CronJob]:
         cron(sweep_abandoned_uploads, name="sweep_abandoned_uploads", minute=17, second=30, timeout=300),
         # Every minute; exactly-once rests on event_reminders_sent, not on the schedule.
         cron(send_event_reminders, name="event_reminders", second=30, run_at_startup=True, timeout=120),
+        # Every minute; reads derive the live status themselves, so this only keeps the column honest.
+        cron(refresh_boosts, name="refresh_boosts", second=40, run_at_startup=True, timeout=60),
     ]
 
 

@@ -11,6 +11,7 @@ from api.deps import parse_id
 from shared import ids
 from shared.domain.auth.tokens import AccessClaims
 from shared.domain.payments.idempotency import IdempotencyGuard
+from shared.domain.payments.promos import PromoService
 from shared.domain.payments.schemas import (
     CancelResult,
     PaymentEntry,
@@ -49,15 +50,20 @@ class PaymentController(Controller):
         payment_service: PaymentService,
         idempotency: IdempotencyGuard,
         caller: AccessClaims,
+        promo_service: PromoService,
     ) -> Response[bytes]:
-        """Subscribe yourself to a plan; an ``Idempotency-Key`` header makes a retry replay the first answer."""
+        """Subscribe yourself to a plan; an ``Idempotency-Key`` header makes a retry replay the first answer.
+
+        With a ``promo_code`` the first invoice is discounted; a card needing authentication gives
+        ``status: incomplete`` and the ``client_secret`` to confirm it with.
+        """
         stored = await idempotency.run(
             caller.user_id,
             "payments.subscribe",
             request.headers.get("idempotency-key"),
             data,
             HTTP_201_CREATED,
-            lambda: payment_service.subscribe(caller, data),
+            lambda: promo_service.subscribe(caller, data),
         )
         headers = {"Idempotent-Replayed": "true"} if stored.replayed else {}
         return Response(stored.body, status_code=stored.status_code, media_type="application/json", headers=headers)

@@ -24,7 +24,18 @@ from shared.domain.notifications.models import (
     NotificationPreference,
     NotificationSettings,
 )
-from shared.domain.payments.models import IdempotencyKey, LedgerEntry, Plan, StripeCustomer, Subscription, WebhookEvent
+from shared.domain.payments.models import (
+    Boost,
+    IdempotencyKey,
+    LedgerEntry,
+    MemberTier,
+    Plan,
+    PromoCode,
+    PromoRedemption,
+    StripeCustomer,
+    Subscription,
+    WebhookEvent,
+)
 from shared.domain.posts.models import Comment, CommentReaction, Post, PostReaction
 from shared.domain.search import models as search_models
 from shared.domain.social.models import Block, Follow, FriendRequest, Friendship, InviteCode, Vouch
@@ -37,6 +48,7 @@ __all__ = [
     "Base",
     "Block",
     "BlocklistTerm",
+    "Boost",
     "CalendarFeed",
     "Chat",
     "ChatMessage",
@@ -61,6 +73,7 @@ __all__ = [
     "LedgerEntry",
     "Media",
     "MediaAuditEntry",
+    "MemberTier",
     "MessageCase",
     "ModerationAuditEntry",
     "ModerationCase",
@@ -74,6 +87,8 @@ __all__ = [
     "PointAward",
     "Post",
     "PostReaction",
+    "PromoCode",
+    "PromoRedemption",
     "RefreshToken",
     "ReminderSent",
     "Rsvp",

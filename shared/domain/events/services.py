@@ -88,6 +88,7 @@ from shared.domain.media.formats import SIZE_LIMITS
 from shared.domain.media.models import MediaType, Purpose
 from shared.domain.media.schemas import UploadRequest
 from shared.domain.media.services import MediaService, TargetPolicy
+from shared.domain.payments.boosts import boost_rank, boosted_event_filter
 from shared.domain.payments.tiers import tier_satisfies
 from shared.domain.social.models import Friendship, Vouch
 from shared.domain.users.models import Role, User
@@ -110,6 +111,8 @@ class _StartKey(msgspec.Struct, frozen=True):
 
     start_time: datetime
     id: uuid.UUID
+    # Boosted events lead the list; a cursor inside that leading run still has the rest to go.
+    boosted: bool = False
 
 
 class _DistanceKey(msgspec.Struct, frozen=True):
@@ -484,27 +487,33 @@ class EventService:
                 query = query.where(or_(distance > key.distance_m, and_(distance == key.distance_m, Event.id > key.id)))
             query = query.order_by(distance, Event.id)
         else:
+            # Live boosts come first (``search`` ones when a query is given, else ``discover_feed``).
+            boosted = boosted_event_filter(now, "search" if filters.q and filters.q.strip() else "discover_feed")
+            columns.append(boosted.label("boosted"))
+            query = select(*columns).where(*conditions)
             if cursor is not None:
                 skey = decode_cursor(cursor, _StartKey)
-                query = query.where(
-                    or_(
-                        Event.start_time > skey.start_time,
-                        and_(Event.start_time == skey.start_time, Event.id > skey.id),
-                    )
+                later = or_(
+                    Event.start_time > skey.start_time,
+                    and_(Event.start_time == skey.start_time, Event.id > skey.id),
                 )
-            query = query.order_by(Event.start_time, Event.id)
+                query = query.where(or_(~boosted, later) if skey.boosted else and_(~boosted, later))
+            query = query.order_by(boost_rank(boosted), Event.start_time, Event.id)
         async with self._sessions() as session:
-            rows = [(row[0], row[1]) for row in (await session.execute(query.limit(size + 1))).all()]
+            rows = [
+                (row[0], row[1], bool(row[2]) if len(row) > 2 else False)
+                for row in (await session.execute(query.limit(size + 1))).all()
+            ]
             tier = await session.scalar(select(User.premium_tier).where(User.id == actor.user_id))
 
-        def key_of(row: tuple[Event, float | None]) -> msgspec.Struct:
+        def key_of(row: tuple[Event, float | None, bool]) -> msgspec.Struct:
             if filters.sort == "distance":
                 return _DistanceKey(distance_m=float(row[1] or 0.0), id=row[0].id)
-            return _StartKey(start_time=row[0].start_time, id=row[0].id)
+            return _StartKey(start_time=row[0].start_time, id=row[0].id, boosted=bool(row[2]))
 
         page = make_page(rows, size, key_of)
-        items = [self._summary(e, d) for e, d in page.items]
-        for item, (event, _) in zip(items, page.items, strict=True):
+        items = [self._summary(e, d) for e, d, _ in page.items]
+        for item, (event, _, _) in zip(items, page.items, strict=True):
             # Organizers see their own premium events unlocked, as on the detail read.
             item.locked = event.organizer_id != actor.user_id and not tier_satisfies(tier, event.required_tier)
         return Page(items=items, next_cursor=page.next_cursor)

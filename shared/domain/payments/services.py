@@ -131,6 +131,11 @@ async def settle(session: AsyncSession, sub: Subscription, before: tuple[str, bo
     if before is not None and before == _state(sub):
         return
     tier = await refresh_premium_tier(session, sub.user_id)
+    if sub.member_tier_id is not None:
+        # Imported here because member_tiers builds on this module.
+        from shared.domain.payments.member_tiers import sync_tier_access
+
+        await sync_tier_access(session, sub)
     await bus.record(
         session,
         bus.SubscriptionChanged(
@@ -281,6 +286,10 @@ class PaymentService:
             )
         return winner or created
 
+    async def customer_for(self, user_id: uuid.UUID) -> str:
+        """The user's Stripe customer id, created on first use (for boosts, tiers and other charges)."""
+        return await self._customer_for(user_id)
+
     async def _current(self, session: AsyncSession, user_id: uuid.UUID) -> tuple[Subscription, Plan] | None:
         row = (
             await session.execute(
@@ -404,7 +413,14 @@ class PaymentService:
         sub = await self._locked_sub(session, stripe_sub) if stripe_sub else None
         user_id = sub.user_id if sub else await self._user_of_customer(session, invoice.get("customer"))
         amount = int(invoice.get("amount_paid") or 0)
-        if amount > 0:
+        if amount > 0 and sub is not None and sub.member_tier_id is not None:
+            # A creator's or club's tier: the creator earns it, less the platform fee.
+            from shared.domain.payments.member_tiers import book_tier_invoice
+
+            await book_tier_invoice(
+                session, sub, str(invoice["id"]), amount, str(invoice.get("currency") or CURRENCY), self._clock()
+            )
+        elif amount > 0:
             await self._book(
                 session,
                 kind="charge",

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import stripe
 
 from shared.config import Settings
-from shared.errors import BadRequest, InvalidInput, NotFound, PaymentFailed, Unavailable
+from shared.errors import BadRequest, FieldError, InvalidInput, NotFound, PaymentFailed, Unavailable
 
 T = TypeVar("T")
 
@@ -159,3 +159,121 @@ class StripeGateway:
             raise BadRequest("the webhook signature is invalid or stale", code="invalid_signature") from None
         except ValueError:
             raise BadRequest("the webhook body is not a Stripe event", code="invalid_signature") from None
+
+    # ---- boosts, promo codes and member tiers (additive; the calls above are unchanged) ----
+
+    async def charge_once(
+        self,
+        customer_id: str,
+        payment_method_id: str,
+        amount_cents: int,
+        currency: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+    ) -> stripe.PaymentIntent:
+        """Attach the card, then create and confirm a PaymentIntent now; a decline raises :class:`PaymentFailed`."""
+        try:
+            await self._call(
+                lambda: self._client.payment_methods.attach_async(
+                    payment_method_id, {"customer": customer_id}, {"idempotency_key": f"{idempotency_key}-attach"}
+                )
+            )
+        except StripeNotFound:
+            raise InvalidInput(
+                "unknown payment method",
+                code="invalid_payment_method",
+                errors=[FieldError("payment_method_id", "unknown payment method")],
+            ) from None
+        params: Any = {
+            "amount": amount_cents,
+            "currency": currency,
+            "customer": customer_id,
+            "payment_method": payment_method_id,
+            "metadata": metadata,
+            "confirm": True,
+        }
+        try:
+            return await self._call(
+                lambda: self._client.payment_intents.create_async(params, {"idempotency_key": idempotency_key})
+            )
+        except StripeNotFound:
+            raise InvalidInput(
+                "unknown payment method",
+                code="invalid_payment_method",
+                errors=[FieldError("payment_method_id", "unknown payment method")],
+            ) from None
+
+    async def add_invoice_credit(
+        self, customer_id: str, amount_cents: int, currency: str, description: str, idempotency_key: str
+    ) -> str:
+        """A negative pending invoice item: the customer's next invoice (a new subscription's first) is reduced.
+
+        This is how a promo code changes the amount charged: localstripe does not apply coupons to
+        subscriptions, and with Stripe a pending credit is billed on the next invoice the same way.
+        """
+        params: Any = {
+            "customer": customer_id,
+            "amount": -amount_cents,
+            "currency": currency,
+            "description": description,
+        }
+        item = await self._call(
+            lambda: self._client.invoice_items.create_async(params, {"idempotency_key": idempotency_key})
+        )
+        return str(item.id)
+
+    async def remove_invoice_item(self, invoice_item_id: str) -> None:
+        """Withdraw a pending invoice item (a credit whose subscription was never created)."""
+        try:
+            await self._call(lambda: self._client.invoice_items.delete_async(invoice_item_id))
+        except StripeNotFound:
+            return
+
+    async def create_subscription_awaiting_action(
+        self, customer_id: str, plan_id: str, metadata: dict[str, str], idempotency_key: str
+    ) -> stripe.Subscription:
+        """Subscribe and try the first invoice; a card that needs authentication leaves it ``incomplete``.
+
+        A plain decline still raises :class:`PaymentFailed` (the incomplete subscription is cancelled).
+        """
+        params: Any = {
+            "customer": customer_id,
+            "items": [{"plan": plan_id}],
+            "metadata": metadata,
+            "payment_behavior": "allow_incomplete",
+        }
+        remote = await self._call(
+            lambda: self._client.subscriptions.create_async(params, {"idempotency_key": idempotency_key})
+        )
+        if remote.status != "incomplete":
+            return remote
+        intent = await self._first_payment_intent(remote)
+        if intent is not None and intent.status in ("requires_action", "requires_confirmation"):
+            return remote
+        await self.cancel_subscription_now(str(remote.id))
+        message = "card declined"
+        error = (intent.to_dict().get("last_payment_error") if intent is not None else None) or {}
+        message = str(error.get("message") or message)
+        raise PaymentFailed(message)
+
+    async def _first_payment_intent(self, remote: stripe.Subscription) -> stripe.PaymentIntent | None:
+        invoice_id = remote.to_dict().get("latest_invoice")
+        if not invoice_id:
+            return None
+        invoice = await self._call(lambda: self._client.invoices.retrieve_async(str(invoice_id)))
+        intent_id = invoice.to_dict().get("payment_intent")
+        if not intent_id:
+            return None
+        return await self._call(lambda: self._client.payment_intents.retrieve_async(str(intent_id)))
+
+    async def subscription_client_secret(self, remote: stripe.Subscription) -> str | None:
+        """The client secret of an incomplete subscription's first payment, for the app to authenticate."""
+        intent = await self._first_payment_intent(remote)
+        return str(intent.client_secret) if intent is not None and intent.client_secret else None
+
+    async def cancel_subscription_now(self, subscription_id: str) -> None:
+        """End a subscription immediately (no idempotency key: a repeat of a delete is a 404, ignored)."""
+        try:
+            await self._call(lambda: self._client.subscriptions.cancel_async(subscription_id))
+        except StripeNotFound:
+            return

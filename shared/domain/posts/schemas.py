@@ -107,6 +107,8 @@ class EventCard(msgspec.Struct, tag_field="type", tag="event"):
     organizer: Author
     attendees_count: int
     published_at: datetime
+    # A paid boost placed this card at the top of the first page (seed 000 "sponsored").
+    sponsored: bool = False
 
 
 # Feed items are a tagged union on ``type``.

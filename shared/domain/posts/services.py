@@ -7,7 +7,8 @@ Who may read what:
   writing (posting, commenting, reacting) needs an active membership;
 - a profile (creator) post is ``public`` to everyone, ``followers`` to people who follow its
   author, and ``subscribers`` to its author and to users with an active platform subscription
-  (``users.premium_tier`` set; per-creator subscription tiers are not built yet);
+  (``users.premium_tier`` set) or a subscription to one of the author's member tiers; others get
+  404 as for any post they may not read (locked posts are not listed, so their existence is not shown);
 - nobody sees posts or comments of a user they block or are blocked by;
 - a deleted post is gone (404); a deleted comment stays as a tombstone so its replies keep their place.
 
@@ -50,6 +51,8 @@ from shared.domain.events.models import Event, EventStatus
 from shared.domain.events.models import Visibility as EventVisibility
 from shared.domain.media.models import Purpose
 from shared.domain.media.services import MediaService
+from shared.domain.payments.boosts import sponsored_events_query
+from shared.domain.payments.member_tiers import subscribed_to_creator
 from shared.domain.posts.models import (
     MAX_COMMENT_DEPTH,
     Comment,
@@ -80,6 +83,9 @@ from shared.domain.users.models import User
 from shared.domain.users.services import normalize_interests
 from shared.errors import FieldError, InvalidInput, NotFound, PermissionDenied
 from shared.pagination import Page, clamp_limit, decode_cursor, make_page
+
+# Boosted events from the viewer's city shown above the first home-feed page.
+SPONSORED_PER_PAGE = 2
 
 
 class _TimeKey(msgspec.Struct, frozen=True):
@@ -137,7 +143,10 @@ def _profile_post_visible(viewer_id: uuid.UUID, follows: ColumnElement[bool]) ->
         Post.author_id == viewer_id,
         Post.visibility == Visibility.PUBLIC.value,
         and_(Post.visibility == Visibility.FOLLOWERS.value, follows),
-        and_(Post.visibility == Visibility.SUBSCRIBERS.value, subscribed),
+        and_(
+            Post.visibility == Visibility.SUBSCRIBERS.value,
+            or_(subscribed, subscribed_to_creator(viewer_id, Post.author_id)),
+        ),
     )
 
 
@@ -378,7 +387,11 @@ class PostService:
         async with self._reads() as session:
             rows = list((await session.execute(keys)).tuples())
             page = make_page(rows, size, lambda r: _TimeKey(t=r[0], id=r[1]))
-            return Page(items=await self._feed_items(session, actor.user_id, page.items), next_cursor=page.next_cursor)
+            sponsored = await _sponsored_events(session, actor.user_id, self._clock()) if cursor is None else []
+            items = await self._feed_items(session, actor.user_id, [r for r in page.items if r[1] not in sponsored])
+            cards = await _event_cards(session, sponsored)
+            top: list[FeedItem] = [msgspec.structs.replace(cards[i], sponsored=True) for i in sponsored if i in cards]
+            return Page(items=top + items, next_cursor=page.next_cursor)
 
     async def _feed_items(
         self, session: AsyncSession, viewer_id: uuid.UUID, rows: Sequence[tuple[datetime, uuid.UUID, str]]
@@ -585,7 +598,8 @@ class PostService:
             )
             if post.visibility == Visibility.SUBSCRIBERS:
                 tier = await session.scalar(select(User.premium_tier).where(User.id == viewer_id))
-                visible = tier is not None
+                fan = await session.scalar(select(subscribed_to_creator(viewer_id, literal(post.author_id))))
+                visible = tier is not None or bool(fan)
             if not visible:
                 raise NotFound("no such post", code="post_not_found")
         if post.author_id != viewer_id and await is_blocked_between(session, viewer_id, post.author_id):
@@ -854,6 +868,15 @@ async def _event_cards(session: AsyncSession, event_ids: Sequence[uuid.UUID]) ->
             published_at=event.published_at,
         )
     return cards
+
+
+async def _sponsored_events(session: AsyncSession, viewer_id: uuid.UUID, now: datetime) -> list[uuid.UUID]:
+    """Boosted events in the viewer's city for the top of the first home-feed page (none without a city)."""
+    city = await session.scalar(select(User.city).where(User.id == viewer_id))
+    if not city or not city.strip():
+        return []
+    query = sponsored_events_query(now, city, SPONSORED_PER_PAGE).where(not_blocked_with(viewer_id, Event.organizer_id))
+    return list(await session.scalars(query))
 
 
 def _check_can_engage(post: Post, membership: ClubMembership | None) -> None:

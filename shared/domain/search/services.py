@@ -14,8 +14,10 @@ from sqlalchemy import ColumnElement, exists, func, literal, literal_column, or_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import ids
+from shared.clock import utcnow
 from shared.domain.auth.tokens import AccessClaims
 from shared.domain.clubs.models import Club, ClubMembership, MembershipStatus, Privacy
+from shared.domain.payments.boosts import boost_rank, boosted_user_filter
 from shared.domain.posts.models import POST_DOCUMENT, Post
 from shared.domain.posts.services import PostService, readable_posts
 from shared.domain.search.models import CLUB_DOCUMENT, USER_DOCUMENT
@@ -68,7 +70,8 @@ class SearchService:
                 User.status != AccountStatus.SUSPENDED.value,
                 not_blocked_with(viewer, User.id),
             )
-            .order_by(score.desc(), User.id)
+            # Profiles with a live ``search`` boost lead the results.
+            .order_by(boost_rank(boosted_user_filter(utcnow(), "search")), score.desc(), User.id)
             .limit(size)
         )
         return [
