@@ -323,14 +323,14 @@ async def test_unknown_fields_and_targets_the_owning_feature_refuses(
     )
     assert event.status_code == 404
     assert event.json()["code"] == "event_not_found"
-    # No feature opens club targets yet.
+    # The clubs feature registers its check too: an unknown club is not found.
     club = await client.post(
         "/v1/media",
         json={**request, "purpose": "club", "target_id": ids.encode(ids.Prefix.CLUB, uuid.uuid4())},
         headers=hank.headers,
     )
-    assert club.status_code == 422
-    assert club.json()["code"] == "purpose_unavailable"
+    assert club.status_code == 404
+    assert club.json()["code"] == "club_not_found"
     assert (await client.post("/v1/media", json=request)).status_code == 401
 
 

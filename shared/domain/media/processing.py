@@ -11,7 +11,6 @@ from collections.abc import Callable
 from datetime import datetime
 
 import msgspec
-import pillow_heif
 import structlog
 from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import update
@@ -51,6 +50,9 @@ class ImageResult(msgspec.Struct, frozen=True):
 @functools.cache
 def _enable_heif() -> None:
     """Teach Pillow to open HEIC/HEIF (iPhone photos) through libheif; once per process, on first use."""
+    # Imported here: loading libheif takes a noticeable part of a second, which worker start-up need not pay.
+    import pillow_heif
+
     pillow_heif.register_heif_opener()
 
 
