@@ -16,6 +16,7 @@ from api import errors
 from api.controllers.auth import AuthController
 from api.controllers.chat import ChatController
 from api.controllers.clubs import ClubController
+from api.controllers.discovery import CuratedListController, PlaceController, RecommendationController
 from api.controllers.events import CalendarController, EventController, PublicEventController
 from api.controllers.gamification import BadgeController, LeaderboardController, StreakController
 from api.controllers.health import HealthController
@@ -32,6 +33,7 @@ from api.deps import (
     provide_caller,
     provide_chat_service,
     provide_club_service,
+    provide_discovery_service,
     provide_event_service,
     provide_idempotency_guard,
     provide_invite_service,
@@ -99,6 +101,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             HealthController,
             MetricsController,
             docs,
+            RecommendationController,
+            PlaceController,
+            CuratedListController,
         ],
         lifespan=[lifespan(settings)],
         dependencies={
@@ -120,6 +125,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "payment_service": Provide(provide_payment_service, sync_to_thread=False),
             "idempotency": Provide(provide_idempotency_guard, sync_to_thread=False),
             "caller": Provide(provide_caller, sync_to_thread=False),
+            "discovery_service": Provide(provide_discovery_service, sync_to_thread=False),
         },
         middleware=[
             request_context_middleware,

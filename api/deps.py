@@ -15,6 +15,7 @@ from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessClaims
 from shared.domain.chat.services import ChatService
 from shared.domain.clubs.services import ClubService
+from shared.domain.discovery.services import DiscoveryService
 from shared.domain.events.services import EventService
 from shared.domain.gamification.services import BadgeService, LeaderboardService, StreakService
 from shared.domain.media.services import MediaService
@@ -140,3 +141,12 @@ def parse_id(prefix: ids.Prefix, value: str) -> uuid.UUID:
         return ids.decode(prefix, value)
     except ids.InvalidId:
         raise NotFound(f"no such {prefix.value}", code="not_found") from None
+
+
+def provide_discovery_service(state: State) -> DiscoveryService:
+    """The recommendations, icebreakers, places and map service (built once per process, on first use)."""
+    service = state.get("discovery_service")
+    if not isinstance(service, DiscoveryService):
+        service = DiscoveryService(provide_runtime(state).sessions)
+        state["discovery_service"] = service
+    return service
