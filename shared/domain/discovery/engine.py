@@ -93,7 +93,7 @@ async def load_viewer(session: AsyncSession, user: User) -> scoring.Viewer:
         interests=frozenset(user.interests),
         premium_tier=user.premium_tier,
         home=(float(home[0]), float(home[1])) if home[0] is not None else None,
-        clubs=dict(clubs.tuples().all()),
+        clubs=dict(clubs.all()),
     )
 
 
@@ -161,7 +161,7 @@ async def load_event_candidates(
         .limit(CANDIDATE_CAP)
     )
     out = []
-    for event, club_name, club_tier, attending, friends_going in (await session.execute(query)).tuples():
+    for event, club_name, club_tier, attending, friends_going in (await session.execute(query)).all():
         out.append(
             scoring.EventCandidate(
                 id=event.id,
@@ -189,7 +189,7 @@ async def excluded_people(session: AsyncSession, user_id: uuid.UUID) -> set[uuid
     blocks = await session.execute(
         select(Block.blocker_id, Block.blocked_id).where(or_(Block.blocker_id == user_id, Block.blocked_id == user_id))
     )
-    for blocker, blocked in blocks.tuples():
+    for blocker, blocked in blocks.all():
         out.add(blocked if blocker == user_id else blocker)
     requests = await session.execute(
         select(FriendRequest.sender_id, FriendRequest.recipient_id).where(
@@ -197,7 +197,7 @@ async def excluded_people(session: AsyncSession, user_id: uuid.UUID) -> set[uuid
             FriendRequest.status.in_([FriendRequestStatus.PENDING.value, FriendRequestStatus.DECLINED.value]),
         )
     )
-    for sender, recipient in requests.tuples():
+    for sender, recipient in requests.all():
         out.add(recipient if sender == user_id else sender)
     out |= await _dismissed(session, user_id, RecKind.PERSON)
     out.add(user_id)
@@ -216,7 +216,7 @@ async def load_person_candidates(
                 or_(Friendship.user_low_id.in_(friends), Friendship.user_high_id.in_(friends))
             )
         )
-        for low, high in rows.tuples():
+        for low, high in rows.all():
             for a, b in ((low, high), (high, low)):
                 if a in friends and b not in excluded:
                     fof[b] += 1
@@ -230,7 +230,7 @@ async def load_person_candidates(
             )
             .limit(5000)
         )
-        for other, club_id in rows2.tuples():
+        for other, club_id in rows2.all():
             if other not in excluded:
                 shared[other].append((club_id, viewer.clubs[club_id]))
     mine = select(Rsvp.event_id).where(Rsvp.user_id == viewer.user_id, Rsvp.status.in_(ATTENDING))
@@ -241,7 +241,7 @@ async def load_person_candidates(
         .order_by(func.count().desc())
         .limit(CANDIDATE_CAP)
     )
-    co = {u: int(n) for u, n in co_rows.tuples() if u not in excluded}
+    co = {u: int(n) for u, n in co_rows.all() if u not in excluded}
     near_conditions = []
     if viewer.city:
         near_conditions.append(func.lower(User.city) == viewer.city.strip().lower())
@@ -341,7 +341,7 @@ async def load_club_candidates(
             upcoming_events=int(nu or 0),
             required_tier=club.required_tier,
         )
-        for club, nf, nu in (await session.execute(query)).tuples()
+        for club, nf, nu in (await session.execute(query)).all()
     ]
 
 

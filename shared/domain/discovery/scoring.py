@@ -173,7 +173,7 @@ def event_features(viewer: Viewer, event: EventCandidate, now: datetime) -> dict
     age_days = (now - event.published_at).total_seconds() / 86400.0 if event.published_at else 30.0
     return {
         "interest": saturate(len(matched), 1.0) if matched else 0.0,
-        "friends": saturate(event.friends_attending, 1.0),
+        "friends": saturate(event.friends_attending, 0.5),
         "club": 1.0 if event.club_id is not None and event.club_id in viewer.clubs else 0.0,
         "distance": distance,
         "time_fit": time_fit,

@@ -201,7 +201,7 @@ class DiscoveryService:
             query = query.where(_after(key))
         query = query.order_by(Recommendation.score.desc(), Recommendation.target_id).limit(size + 1)
         async with self._sessions() as session:
-            rows = list((await session.execute(query)).tuples())
+            rows = list((await session.execute(query)).all())
         page = make_page(rows, size, lambda r: _ScoreKey(score=r[0].score, id=r[0].target_id))
         return Page(
             items=[
@@ -270,7 +270,7 @@ class DiscoveryService:
             query = query.where(_after(key))
         query = query.order_by(Recommendation.score.desc(), Recommendation.target_id).limit(size + 1)
         async with self._sessions() as session:
-            rows = list((await session.execute(query)).tuples())
+            rows = list((await session.execute(query)).all())
         page = make_page(rows, size, lambda r: _ScoreKey(score=r[0].score, id=r[0].target_id))
         return Page(
             items=[
@@ -308,7 +308,7 @@ class DiscoveryService:
             query = query.where(_after(key))
         query = query.order_by(Recommendation.score.desc(), Recommendation.target_id).limit(size + 1)
         async with self._sessions() as session:
-            rows = list((await session.execute(query)).tuples())
+            rows = list((await session.execute(query)).all())
         page = make_page(rows, size, lambda r: _ScoreKey(score=r[0].score, id=r[0].target_id))
         return Page(
             items=[
@@ -549,9 +549,7 @@ class DiscoveryService:
                 if premium_only:
                     query = query.where(Club.required_tier.is_not(None))
                 rows = list(
-                    (
-                        await session.execute(query.order_by(Event.start_time, Event.id).limit(MAP_PIN_LIMIT + 1))
-                    ).tuples()
+                    (await session.execute(query.order_by(Event.start_time, Event.id).limit(MAP_PIN_LIMIT + 1))).all()
                 )
                 truncated |= len(rows) > MAP_PIN_LIMIT
                 for event, required in rows[:MAP_PIN_LIMIT]:
@@ -647,6 +645,6 @@ async def _list_out(session: AsyncSession, lst: CuratedList) -> ListOut:
         description=lst.description,
         city=lst.city,
         curator_id=ids.encode(ids.Prefix.USER, lst.curator_id),
-        items=[ListItemOut(position=i.position, note=i.note, place=_place_out(p)) for i, p in rows.tuples()],
+        items=[ListItemOut(position=i.position, note=i.note, place=_place_out(p)) for i, p in rows.all()],
         created_at=lst.created_at,
     )
