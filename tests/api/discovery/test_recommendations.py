@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import httpx
@@ -9,12 +10,14 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import ids
+from shared.domain.clubs.models import Club
 from shared.domain.discovery.models import Recommendation, RecommendationDismissal, RecommendationRun, RunTrigger
 from shared.domain.discovery.services import DiscoveryService
 from shared.domain.events.models import Event
+from shared.domain.users.models import User
 from tests.api.conftest import MakeAccount
 from tests.api.discovery.support import befriend, event_recs, people_recs, tag, town
-from tests.api.events.helpers import create_event, make_organizer, rsvp
+from tests.api.events.helpers import create_event, grant_role, make_organizer, rsvp
 from tests.api.social.helpers import count, problem
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -199,3 +202,51 @@ async def test_clubs_for_you_match_interests_and_leave_out_clubs_you_are_in(
     assert made[0] in got
     assert made[1] not in got
     assert got[made[0]]["reason"] == f"Matches your interest in {interest}"
+
+
+async def test_premium_and_club_only_events_are_gated(
+    client: httpx.AsyncClient, make_account: MakeAccount, db: Sessions
+) -> None:
+    city, interest = town(), tag()
+    owner = await make_account(city=city)
+    free = await make_account(city=city, interests=[interest])
+    plus = await make_account(city=city, interests=[interest])
+    async with db.begin() as session:
+        await session.execute(update(User).where(User.id == _uid(plus.id)).values(premium_tier="plus"))
+    made = await client.post(
+        "/v1/clubs", json={"name": f"Gold {interest}", "city": city, "privacy_level": "public"}, headers=owner.headers
+    )
+    assert made.status_code == 201, made.text
+    club_id = made.json()["id"]
+    async with db.begin() as session:
+        await session.execute(
+            update(Club).where(Club.id == ids.decode(ids.Prefix.CLUB, club_id)).values(required_tier="plus")
+        )
+    await grant_role(db, owner)
+    loc = {"name": "Lounge", "latitude": 30.27, "longitude": -97.74, "city": city}
+    gated = await create_event(client, owner, location=loc, tags=[interest], club_id=club_id)
+    members_only = await create_event(client, owner, location=loc, tags=[interest], club_id=club_id, visibility="club")
+    assert gated not in [i["id"] for i in await event_recs(client, free)]
+    plus_items = [i["id"] for i in await event_recs(client, plus)]
+    assert gated in plus_items
+    assert members_only not in plus_items
+    assert [i["id"] for i in await event_recs(client, plus, premium_only="true")] == [gated]
+
+
+async def test_concurrent_first_reads_and_dismissals_are_safe(
+    client: httpx.AsyncClient, make_account: MakeAccount, db: Sessions
+) -> None:
+    city, interest = town(), tag()
+    me = await make_account(city=city, interests=[interest])
+    organizer = await make_organizer(make_account, db)
+    loc = {"name": "Dock", "latitude": 30.27, "longitude": -97.74, "city": city}
+    event = await create_event(client, organizer, location=loc, tags=[interest])
+    pages = await asyncio.gather(*(event_recs(client, me) for _ in range(4)))
+    assert all([i["id"] for i in page] == [event] for page in pages)
+    body = {"kind": "event", "id": event}
+    answers = await asyncio.gather(
+        *(client.post("/v1/recommendations/dismiss", json=body, headers=me.headers) for _ in range(4))
+    )
+    assert [a.status_code for a in answers] == [200] * 4
+    assert await count(db, RecommendationDismissal, RecommendationDismissal.user_id == _uid(me.id)) == 1
+    assert await event_recs(client, me) == []
