@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shared.domain.payments.tiers import tier_satisfies
+from shared.domain.payments.tiers import TIER_RANK, tier_satisfies
 
 EVENT_WEIGHTS: dict[str, float] = {
     "interest": 0.26,
@@ -151,6 +151,13 @@ def _strongest(contributions: Mapping[str, float]) -> str | None:
     if best is None or contributions[best] < MIN_REASON_CONTRIBUTION:
         return None
     return best
+
+
+def stricter_tier(a: str | None, b: str | None) -> str | None:
+    """The higher of two required tiers (an event's own and its club's)."""
+    if a is None or b is None:
+        return a or b
+    return a if TIER_RANK.get(a, 0) >= TIER_RANK.get(b, 0) else b
 
 
 def event_allowed(viewer: Viewer, event: EventCandidate) -> bool:
