@@ -17,6 +17,7 @@ from api.controllers.auth import AuthController
 from api.controllers.boosts import BoostController
 from api.controllers.chat import ChatController
 from api.controllers.clubs import ClubController
+from api.controllers.discovery import CuratedListController, PlaceController, RecommendationController
 from api.controllers.events import CalendarController, EventController, PublicEventController
 from api.controllers.gamification import BadgeController, LeaderboardController, StreakController
 from api.controllers.health import HealthController
@@ -37,6 +38,7 @@ from api.deps import (
     provide_caller,
     provide_chat_service,
     provide_club_service,
+    provide_discovery_service,
     provide_event_service,
     provide_idempotency_guard,
     provide_invite_service,
@@ -112,6 +114,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             BoostController,
             PromoCodeController,
             MemberTierController,
+            RecommendationController,
+            PlaceController,
+            CuratedListController,
         ],
         lifespan=[lifespan(settings)],
         dependencies={
@@ -136,6 +141,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "boost_service": Provide(provide_boost_service, sync_to_thread=False),
             "promo_service": Provide(provide_promo_service, sync_to_thread=False),
             "member_tier_service": Provide(provide_member_tier_service, sync_to_thread=False),
+            "discovery_service": Provide(provide_discovery_service, sync_to_thread=False),
         },
         middleware=[
             request_context_middleware,

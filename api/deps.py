@@ -15,6 +15,7 @@ from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessClaims
 from shared.domain.chat.services import ChatService
 from shared.domain.clubs.services import ClubService
+from shared.domain.discovery.services import DiscoveryService
 from shared.domain.events.services import EventService
 from shared.domain.gamification.services import BadgeService, LeaderboardService, StreakService
 from shared.domain.media.services import MediaService
@@ -167,3 +168,12 @@ def provide_account_deletion(state: State) -> AccountDeletionService:
     return AccountDeletionService(
         runtime.sessions, events=runtime.events, media=runtime.media, payments=runtime.payments
     )
+
+
+def provide_discovery_service(state: State) -> DiscoveryService:
+    """The recommendations, icebreakers, places and map service (built once per process, on first use)."""
+    service = state.get("discovery_service")
+    if not isinstance(service, DiscoveryService):
+        service = DiscoveryService(provide_runtime(state).sessions)
+        state["discovery_service"] = service
+    return service

@@ -38,6 +38,8 @@ class Prefix(StrEnum):
     CASE = "case"
     BLOCKLIST_TERM = "blt"
     MEMBER_TIER = "tier"
+    PLACE = "plc"
+    LIST = "lst"
 
 
 class InvalidId(ValueError):

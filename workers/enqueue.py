@@ -46,6 +46,7 @@ from shared.bus import (
 )
 from shared.clock import utcnow
 from shared.domain.notifications.triggers import NotifyingEvent
+from workers.jobs.discovery import enqueue_refresh
 from workers.jobs.gamification import ON_ACTIVITY, ON_STREAK_ACTIVITY, ActivityOccurred
 from workers.jobs.mail import SEND_EMAIL
 from workers.jobs.media import PROCESS_MEDIA, PURGE_MEDIA
@@ -74,6 +75,8 @@ async def enqueue_notice(redis: ArqRedis, event: NotifyingEvent, *, cause: str |
 
 async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str | uuid.UUID) -> bool | None:
     """Queue the job that handles ``event``; ``None`` when the event has no job and is only published."""
+    # Discovery: a new friend, club or RSVP changes whose recommendations are stale (debounced refresh).
+    await enqueue_signal_refresh(redis, event)
     # Exhaustive on purpose: a new event type fails type checking here until someone decides its job.
     match event:
         case EmailRequested():
@@ -129,3 +132,13 @@ async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str |
             return None
         case _:
             assert_never(event)
+
+
+async def enqueue_signal_refresh(redis: ArqRedis, event: DomainEvent) -> None:
+    """Queue a debounced recommendation refresh for the users whose signals ``event`` changed."""
+    match event:
+        case FriendAccepted():
+            await enqueue_refresh(redis, event.requester_id)
+            await enqueue_refresh(redis, event.accepter_id)
+        case ClubMemberJoined() | RsvpConfirmed():
+            await enqueue_refresh(redis, event.user_id)

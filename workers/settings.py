@@ -28,6 +28,7 @@ from shared.mail import Mailer
 from shared.storage import Storage
 from workers.context import EXIT_STACK_KEY, RESOURCES_KEY, SETTINGS_KEY, WorkerResources
 from workers.jobs.base import JobSpec
+from workers.jobs.discovery import REFRESH_RECOMMENDATIONS, refresh_active_users
 from workers.jobs.events import send_event_reminders
 from workers.jobs.gamification import ON_ACTIVITY, ON_STREAK_ACTIVITY, leaderboard_snapshots, streak_reminders
 from workers.jobs.mail import SEND_EMAIL
@@ -49,6 +50,7 @@ JOBS: tuple[JobSpec[Any], ...] = (
     ON_ACTIVITY,
     PROCESS_MEDIA,
     PURGE_MEDIA,
+    REFRESH_RECOMMENDATIONS,
 )
 """Every job this worker registers with arq; a job queued but not listed here fails as unknown."""
 
@@ -81,6 +83,8 @@ def cron_jobs() -> list[CronJob]:
         cron(send_event_reminders, name="event_reminders", second=30, run_at_startup=True, timeout=120),
         # Every minute; reads derive the live status themselves, so this only keeps the column honest.
         cron(refresh_boosts, name="refresh_boosts", second=40, run_at_startup=True, timeout=60),
+        # Hourly; it only queues per-user refresh jobs (each bounded by its own timeout).
+        cron(refresh_active_users, name="refresh_recommendations", minute=23, second=0, timeout=300),
     ]
 
 

@@ -5,6 +5,15 @@ from shared.db.base import Base
 from shared.domain.auth.models import AuthSession, OneTimeToken, RefreshToken
 from shared.domain.chat.models import Chat, ChatMessage, ChatParticipant
 from shared.domain.clubs.models import Club, ClubInvitation, ClubInviteLink, ClubMembership, ClubSpace
+from shared.domain.discovery.models import (
+    CuratedList,
+    CuratedListItem,
+    IcebreakerPrompt,
+    Place,
+    Recommendation,
+    RecommendationDismissal,
+    RecommendationRun,
+)
 from shared.domain.events.models import CalendarFeed, Event, EventStaff, ReminderSent, Rsvp, RsvpChange
 from shared.domain.gamification.models import (
     ActivityCounter,
@@ -61,12 +70,15 @@ __all__ = [
     "Comment",
     "CommentReaction",
     "CountedCause",
+    "CuratedList",
+    "CuratedListItem",
     "Device",
     "Event",
     "EventStaff",
     "Follow",
     "FriendRequest",
     "Friendship",
+    "IcebreakerPrompt",
     "IdempotencyKey",
     "InviteCode",
     "LeaderboardSnapshot",
@@ -83,12 +95,16 @@ __all__ = [
     "NotificationSettings",
     "OneTimeToken",
     "OutboxRow",
+    "Place",
     "Plan",
     "PointAward",
     "Post",
     "PostReaction",
     "PromoCode",
     "PromoRedemption",
+    "Recommendation",
+    "RecommendationDismissal",
+    "RecommendationRun",
     "RefreshToken",
     "ReminderSent",
     "Rsvp",

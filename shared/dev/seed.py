@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.db.session import create_engine, create_session_factory
+from shared.dev.seed_community import seed_community
 from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessTokens
 from shared.domain.users.models import Role, User
@@ -39,7 +40,7 @@ DEMO_USERS: tuple[tuple[str, str, str, list[str], str, list[str]], ...] = (
     ("priya@demo.tribe.dev", "Priya Nair", "Austin", ["yoga", "live music"], "Yoga teacher, vinyl collector.", []),
     ("mia@demo.tribe.dev", "Mia Schultz", "Berlin", ["climbing", "techno"], "Bouldering most evenings.", []),
     ("noah@demo.tribe.dev", "Noah Brooks", "Berlin", ["cycling", "coffee"], "Weekend century rides.", []),
-    ("lena@demo.tribe.dev", "Lena Park", "Austin", ["books", "coffee"], "Runs a slow-reading club.", []),
+    ("lena@demo.tribe.dev", "Lena Park", "Austin", ["books", "coffee"], "Runs a slow-reading club.", ["curator"]),
     ("admin@demo.tribe.dev", "Tribe Admin", "Austin", [], "Keeps the lights on.", ["admin", "moderator"]),
 )
 
@@ -84,3 +85,4 @@ async def seed_demo(settings: Settings, console: Console) -> None:
     finally:
         await engine.dispose()
     console.print(f"  demo community: {created} new of {len(DEMO_USERS)} users (password [bold]{DEMO_PASSWORD}[/bold])")
+    await seed_community(settings, console)

@@ -146,7 +146,7 @@ async def test_patch_updates_allowed_fields(client: httpx.AsyncClient, make_acco
         "interests": ["Music", "food"],
         "avatar_url": "https://cdn.example.com/a.jpg",
         "timezone": "America/Chicago",
-        "icebreaker_prompt_id": "prompt_20240420",
+        "icebreaker_prompt_id": "prompt_hidden_gem",
     }
     response = await client.patch(f"/v1/users/{account.id}", json=patch, headers=account.headers)
     assert response.status_code == 200
@@ -156,7 +156,7 @@ async def test_patch_updates_allowed_fields(client: httpx.AsyncClient, make_acco
     assert me["display_name"] == "Alex R."
     assert me["interests"] == ["music", "food"]
     assert me["timezone"] == "America/Chicago"
-    assert me["icebreaker_prompt_id"] == "prompt_20240420"
+    assert me["icebreaker_prompt_id"] == "prompt_hidden_gem"
     # Partial: an absent field stays, null clears a nullable one.
     assert (
         await client.patch(f"/v1/users/{account.id}", json={"bio": None}, headers=account.headers)

@@ -20,6 +20,7 @@ class Role(StrEnum):
     MODERATOR = "moderator"
     ORGANIZER = "organizer"
     ADMIN = "admin"
+    CURATOR = "curator"
 
 
 class AccountStatus(StrEnum):

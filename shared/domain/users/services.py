@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared import ids
 from shared.domain.auth.tokens import AccessClaims
 from shared.domain.clubs.models import Club, ClubMembership, MembershipStatus
+from shared.domain.discovery.icebreakers import prompt_exists
 from shared.domain.gamification.services import badges_summary
 from shared.domain.media.models import Purpose
 from shared.domain.media.services import MediaService
@@ -104,6 +105,12 @@ class UserService:
             elif "avatar_url" in values:
                 # An external URL replaces an uploaded avatar, which is then free again.
                 await self._media.release_attachment(session, Purpose.AVATAR, user_id)
+            prompt = values.get("icebreaker_prompt_id")
+            if prompt is not None and not await prompt_exists(session, str(prompt)):
+                raise InvalidInput(
+                    code="unknown_icebreaker_prompt",
+                    errors=[FieldError("icebreaker_prompt_id", "no such icebreaker prompt")],
+                )
             if values:
                 await session.execute(update(User).where(User.id == user_id).values(**values))
 

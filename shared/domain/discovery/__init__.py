@@ -1,0 +1,1 @@
+"""Discovery: recommendations, icebreakers, places, curated lists and the map."""
