@@ -176,8 +176,7 @@ async def load_event_candidates(
                 attendee_count=int(attending or 0),
                 published_at=event.published_at,
                 friends_attending=int(friends_going or 0),
-                # Event-level gating: stricter_tier(event.required_tier, club_tier) once events carry a tier.
-                required_tier=scoring.stricter_tier(None, club_tier),
+                required_tier=scoring.stricter_tier(event.required_tier, club_tier),
             )
         )
     return out

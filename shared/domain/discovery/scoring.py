@@ -26,7 +26,9 @@ EVENT_WEIGHTS: dict[str, float] = {
     "time_fit": 0.08,
     "popularity": 0.08,
     "recency": 0.06,
-    # Boosts: add ``"boost": 0.20`` here and set EventCandidate.boost (see engine.load_event_candidates).
+    # A paid boost's share is added at read time while the boost is live (see ``boost_share``), so a
+    # stored list never shows a boost before its window or after it.
+    "boost": 0.15,
 }
 PERSON_WEIGHTS: dict[str, float] = {
     "interests": 0.24,
@@ -151,6 +153,11 @@ def _strongest(contributions: Mapping[str, float]) -> str | None:
     if best is None or contributions[best] < MIN_REASON_CONTRIBUTION:
         return None
     return best
+
+
+def boost_share() -> float:
+    """What a live boost adds to an event's stored (boost-free) score: its weight's share of the total."""
+    return EVENT_WEIGHTS["boost"] / sum(EVENT_WEIGHTS.values())
 
 
 def stricter_tier(a: str | None, b: str | None) -> str | None:

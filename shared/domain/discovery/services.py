@@ -9,15 +9,16 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
 
 import msgspec
-from sqlalchemy import and_, delete, exists, func, or_, select
+from sqlalchemy import and_, case, delete, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, SQLCoreOperations
 
 from shared import ids
 from shared.clock import utcnow
 from shared.domain.auth.tokens import AccessClaims
 from shared.domain.clubs.models import Club, ClubMembership, MembershipStatus, Privacy
+from shared.domain.discovery import scoring
 from shared.domain.discovery.engine import refresh_user
 from shared.domain.discovery.icebreakers import active_prompts, prompt_of_day
 from shared.domain.discovery.models import (
@@ -49,6 +50,7 @@ from shared.domain.discovery.schemas import (
     PlaceUpdate,
 )
 from shared.domain.events.models import Event, EventStatus, Visibility
+from shared.domain.payments.boosts import boosted_event_filter
 from shared.domain.social.models import Block, FriendRequest, FriendRequestStatus, Friendship
 from shared.domain.users.models import AccountStatus, Role, User
 from shared.errors import FieldError, InvalidInput, NotFound, PermissionDenied
@@ -71,11 +73,9 @@ class _IdKey(msgspec.Struct, frozen=True):
     id: uuid.UUID
 
 
-def _after(key: _ScoreKey) -> ColumnElement[bool]:
-    return or_(
-        Recommendation.score < key.score,
-        and_(Recommendation.score == key.score, Recommendation.target_id > key.id),
-    )
+def _after(key: _ScoreKey, score: SQLCoreOperations[float] = Recommendation.score) -> ColumnElement[bool]:
+    """Rows after ``key`` in (score desc, target id) order; ``score`` defaults to the stored one."""
+    return or_(score < key.score, and_(score == key.score, Recommendation.target_id > key.id))
 
 
 def parse_time_range(raw: str | None, tz_name: str, now: datetime) -> tuple[datetime, datetime] | None:
@@ -258,31 +258,33 @@ class DiscoveryService:
         if window is not None:
             conditions.append(and_(Event.start_time >= window[0], Event.start_time < window[1]))
         if premium_only:
-            # Event-level tiers (when events carry one) belong in this condition too.
-            conditions.append(Club.required_tier.is_not(None))
+            conditions.append(or_(Event.required_tier.is_not(None), Club.required_tier.is_not(None)))
+        # Stored scores leave boosts out; a live boost adds its share now, so it counts only in its window.
+        boosted = boosted_event_filter(now, "discover_feed")
+        score = func.least(Recommendation.score + case((boosted, scoring.boost_share()), else_=0.0), 1.0)
         query = (
-            select(Recommendation, Event.title, Event.start_time, Event.city)
+            select(Recommendation, Event.title, Event.start_time, Event.city, score.label("score"), boosted)
             .join(Event, Event.id == Recommendation.target_id)
             .outerjoin(Club, Club.id == Event.club_id)
             .where(*conditions)
         )
         if key is not None:
-            query = query.where(_after(key))
-        query = query.order_by(Recommendation.score.desc(), Recommendation.target_id).limit(size + 1)
+            query = query.where(_after(key, score))
+        query = query.order_by(score.desc(), Recommendation.target_id).limit(size + 1)
         async with self._sessions() as session:
             rows = list((await session.execute(query)).all())
-        page = make_page(rows, size, lambda r: _ScoreKey(score=r[0].score, id=r[0].target_id))
+        page = make_page(rows, size, lambda r: _ScoreKey(score=r[4], id=r[0].target_id))
         return Page(
             items=[
                 EventRecommendation(
                     id=ids.encode(ids.Prefix.EVENT, rec.target_id),
                     title=title,
                     start_time=start,
-                    score=rec.score,
-                    reason=rec.reason,
+                    score=live_score,
+                    reason="Sponsored" if sponsored else rec.reason,
                     city=event_city,
                 )
-                for rec, title, start, event_city in page.items
+                for rec, title, start, event_city, live_score, sponsored in page.items
             ],
             next_cursor=page.next_cursor,
         )
@@ -547,7 +549,7 @@ class DiscoveryService:
                 if category:
                     query = query.where(Event.tags.contains([category.strip().lower()]))
                 if premium_only:
-                    query = query.where(Club.required_tier.is_not(None))
+                    query = query.where(or_(Event.required_tier.is_not(None), Club.required_tier.is_not(None)))
                 rows = list(
                     (await session.execute(query.order_by(Event.start_time, Event.id).limit(MAP_PIN_LIMIT + 1))).all()
                 )
@@ -563,7 +565,7 @@ class DiscoveryService:
                             latitude=event.latitude if precise else round(event.latitude, 2),
                             longitude=event.longitude if precise else round(event.longitude, 2),
                             category=event.tags[0] if event.tags else None,
-                            premium=required is not None,
+                            premium=required is not None or event.required_tier is not None,
                             start_time=event.start_time,
                         )
                     )
