@@ -153,14 +153,19 @@ class ChatFanout:
         elif isinstance(event, ChatPresence) and self._stale_presence(event.user_id, event.chat_id, event.stamp):
             return
         seq = frame.seq if isinstance(frame, MessageNew) else None
-        self._deliver(chat_id, seq, encode_frame(frame))
+        if isinstance(event, ChatPresence):
+            # A user's own sockets need no news of their own presence.
+            self._deliver(chat_id, seq, encode_frame(frame), skip_user=ids.decode(ids.Prefix.USER, event.user_id))
+        else:
+            self._deliver(chat_id, seq, encode_frame(frame))
 
-    def _deliver(self, chat_id: uuid.UUID, seq: int | None, data: bytes) -> None:
+    def _deliver(self, chat_id: uuid.UUID, seq: int | None, data: bytes, skip_user: uuid.UUID | None = None) -> None:
         topic = self._chats.get(chat_id)
         if topic is None:
             return
         for connection in list(topic.connections):
-            connection.deliver(chat_id, seq, data)
+            if connection.user_id != skip_user:
+                connection.deliver(chat_id, seq, data)
         self.delivered += len(topic.connections)
 
     def _stale_presence(self, user_id: str, chat_id: str | None, stamp: int) -> bool:
