@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import statistics
@@ -29,6 +30,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,8 @@ from websockets.asyncio.server import ServerConnection, serve
 ROOT = Path(__file__).resolve().parents[1]
 JWT_SECRET = "benchmark-secret-that-is-long-enough-0123456789"
 CONNECT_CONCURRENCY = 100
+# client_message_id prefix of the events the fan-out phase publishes straight to NATS.
+FANOUT_PREFIX = "fan-"
 SCRIPT = str(Path(__file__).resolve())
 
 
@@ -76,6 +80,10 @@ class Results:
     rss_per_connection_kib: float | None = None
     # Server CPU time spent during the load, per message sent: robust to a busy machine.
     cpu_ms_per_message: float | None = None
+    # The fan-out phase (gateways only): socket deliveries, wall time, and gateway CPU seconds spent.
+    fan_deliveries: int = 0
+    fan_seconds: float = 0.0
+    fan_cpu_seconds: float = 0.0
 
 
 class Load:
@@ -92,6 +100,9 @@ class Load:
         self.all_delivered = asyncio.Event()
         self._readers: list[asyncio.Task[None]] = []
         self.finished = False
+        self.fan_last = 0.0
+        self.fan_expected = 0
+        self.fan_done = asyncio.Event()
 
     async def connect_all(self) -> None:
         """Open and initialise every socket, ``CONNECT_CONCURRENCY`` at a time."""
@@ -118,6 +129,12 @@ class Load:
                 kind = frame.get("type")
                 if kind == "message.new":
                     cmid = frame["message"]["client_message_id"]
+                    if cmid.startswith(FANOUT_PREFIX):
+                        self.results.fan_deliveries += 1
+                        self.fan_last = now
+                        if self.results.fan_deliveries >= self.fan_expected:
+                            self.fan_done.set()
+                        continue
                     if client.index == self.sender.get(cmid):
                         continue
                     got = self.receivers[cmid]
@@ -333,8 +350,9 @@ async def measure(
     pids: list[int],
     rate: float,
     duration: float,
+    fanout: tuple[str, int] | None = None,
 ) -> Results:
-    """Connect everyone, measure idle RSS, run the load, close."""
+    """Connect everyone, measure idle RSS, run the load, (with ``fanout``) the fan-out phase, close."""
     members: dict[str, list[int]] = defaultdict(list)
     clients = []
     for i, (chat_id, init) in enumerate(population):
@@ -351,9 +369,60 @@ async def measure(
         await load.run(rate, duration)
         cpu = sum(cpu_seconds(p) for p in pids) - cpu_before
         load.results.cpu_ms_per_message = cpu * 1000 / max(load.results.sent, 1)
+        if fanout is not None:
+            await fan_out(load, fanout[0], fanout[1], pids)
     finally:
         await load.close()
     return load.results
+
+
+async def fan_out(load: Load, nats_url: str, events: int, pids: list[int]) -> None:
+    """Publish ``events`` stored-message events straight to NATS, spread over the chats, and time the deliveries.
+
+    This isolates the gateways' fan-out (decode once, encode once, write to every member's socket)
+    from storage: each event reaches every member of its chat. Gateway CPU seconds are measured too,
+    since on a shared machine the clients, not the gateway, may set the wall-clock pace.
+    """
+    import nats
+
+    from shared.bus import ChatMessagePosted, chat_subject, encode_event
+    from shared.domain.chat.schemas import Message, MessageContent
+
+    chats = list(load.members)
+    expected = sum(len(load.members[chats[n % len(chats)]]) for n in range(events))
+    load.fan_expected = expected
+    client = await nats.connect(nats_url)
+    try:
+        cpu_before = sum(cpu_seconds(p) for p in pids)
+        started = time.perf_counter()
+        for n in range(events):
+            chat_id = chats[n % len(chats)]
+            message = Message(
+                id=f"msg_fan{n}",
+                chat_id=chat_id,
+                seq=1_000_000 + n,
+                sender_id="usr_fanout",
+                client_message_id=f"{FANOUT_PREFIX}{n}",
+                content=MessageContent(text=f"fan-out {n}"),
+                sent_at=datetime.now(UTC),
+                edited_at=None,
+                deleted=False,
+                deleted_at=None,
+                reply_to=None,
+                mentions=[],
+                moderation_status="visible",
+            )
+            await client.publish(chat_subject(chat_id), encode_event(ChatMessagePosted(message=message)))
+            if n % 500 == 499:
+                await client.flush()
+        await client.flush()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(30):
+                await load.fan_done.wait()
+        load.results.fan_seconds = max(load.fan_last, started) - started
+        load.results.fan_cpu_seconds = sum(cpu_seconds(p) for p in pids) - cpu_before
+    finally:
+        await client.close()
 
 
 def pct(values: list[float], q: float) -> float:
@@ -365,8 +434,9 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def report(ours: Results, base: Results, connections: int, gateways: int) -> None:
+def report(ours: Results, base: Results, options: argparse.Namespace) -> None:
     """Print the table: our figure, the baseline's, and the ratio."""
+    connections, gateways = options.connections, options.gateways
     rows: list[tuple[str, float, float]] = []
     for name, values_ours, values_base in (
         ("send→ack", ours.ack_ms, base.ack_ms),
@@ -375,7 +445,10 @@ def report(ours: Results, base: Results, connections: int, gateways: int) -> Non
         for q in (50, 95, 99):
             rows.append((f"{name} p{q} (ms)", pct(values_ours, q), pct(values_base, q)))
     rows.append(("deliveries/s", ours.deliveries / ours.seconds, base.deliveries / base.seconds))
-    print(f"\nchat_latency: {connections} connections, {gateways} gateway process(es)")
+    print(
+        f"\nchat_latency: {connections} connections, {gateways} gateway process(es), groups of {options.group_size}, "
+        f"{options.rate:g} messages/s for {options.duration:g} s"
+    )
     print(f"{'metric':32} {'tribe':>12} {'baseline':>12} {'ratio':>8}")
     for name, a, b in rows:
         ratio = a / b if b else float("nan")
@@ -396,6 +469,14 @@ def report(ours: Results, base: Results, connections: int, gateways: int) -> Non
     b_cpu = base.cpu_ms_per_message or 0.0
     cpu_ratio = a_cpu / b_cpu if b_cpu else float("nan")
     print(f"{'server CPU per message (ms)':32} {a_cpu:12.2f} {b_cpu:12.2f} {cpu_ratio:8.2f}")
+    if ours.fan_deliveries:
+        per_gateway = ours.fan_deliveries / max(ours.fan_seconds, 1e-9) / gateways
+        per_cpu = ours.fan_deliveries / max(ours.fan_cpu_seconds, 1e-9)
+        print(
+            f"\nfan-out phase: {options.fanout_events} events straight to NATS, {ours.fan_deliveries} socket deliveries"
+        )
+        print(f"{'deliveries/s per gateway (wall)':32} {per_gateway:12.0f}")
+        print(f"{'deliveries per gateway CPU-second':32} {per_cpu:12.0f}")
     print(f"(load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)")
 
 
@@ -431,7 +512,15 @@ async def main_async(options: argparse.Namespace) -> None:
             (chat, msgspec.json.encode({"type": "connection.init", "token": token, "client": "bench"}))
             for _, token, chat in rows
         ]
-        ours = await measure("tribe", urls, population, [p.pid for p in children], options.rate, options.duration)
+        ours = await measure(
+            "tribe",
+            urls,
+            population,
+            [p.pid for p in children],
+            options.rate,
+            options.duration,
+            (env["TRIBE_NATS_URL"], options.fanout_events) if options.fanout_events else None,
+        )
 
         port = free_port()
         baseline = start([SCRIPT, "--serve-baseline", str(port)], {}, work / "baseline.log")
@@ -451,7 +540,7 @@ async def main_async(options: argparse.Namespace) -> None:
         base = await measure(
             "baseline", [f"ws://127.0.0.1:{port}"], base_population, [baseline.pid], options.rate, options.duration
         )
-        report(ours, base, options.connections, options.gateways)
+        report(ours, base, options)
     finally:
         for child in children:
             child.terminate()
@@ -471,6 +560,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=100.0, help="messages per second in total (default 100)")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of sending (default 15)")
     parser.add_argument("--gateways", type=int, default=1, help="gateway processes to start (default 1)")
+    parser.add_argument(
+        "--fanout-events",
+        type=int,
+        default=5000,
+        help="events published straight to NATS to time the gateways' fan-out (default 5000; 0 skips)",
+    )
     parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 

@@ -21,6 +21,18 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.0,
         help="seconds /health reports 503 before sockets close on shutdown (default: 0)",
     )
+    parser.add_argument(
+        "--send-queue-frames",
+        type=int,
+        default=1024,
+        help="frames queued for a slow client before it is closed with 1013 (default: 1024)",
+    )
+    parser.add_argument(
+        "--send-queue-bytes",
+        type=int,
+        default=4 * 1024 * 1024,
+        help="bytes queued for a slow client before it is closed with 1013 (default: 4 MiB)",
+    )
     return parser.parse_args(argv)
 
 
@@ -32,4 +44,6 @@ if __name__ == "__main__":
         init_timeout=args.init_timeout,
         heartbeat_interval=args.heartbeat,
         drain_grace=args.drain_grace,
+        send_queue_frames=args.send_queue_frames,
+        send_queue_bytes=args.send_queue_bytes,
     )

@@ -45,12 +45,16 @@ from shared.bus import (
     ChatRead,
     ChatRoomMembershipChanged,
     ChatTyping,
+    UserPresence,
     chat_subject,
     decode_live_event,
     user_subject,
 )
 
 log: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger("realtime.fanout")
+
+# Newest presence stamp seen per (user, chat or None); cleared when it grows past this.
+PRESENCE_STAMPS_MAX = 100_000
 
 
 @dataclass(slots=True, eq=False)
@@ -69,6 +73,7 @@ class ChatFanout:
         self._chats: dict[uuid.UUID, _Topic] = {}
         self._users: dict[uuid.UUID, _Topic] = {}
         self._typing: dict[tuple[uuid.UUID, str], asyncio.TimerHandle] = {}
+        self._presence_stamps: dict[tuple[str, str | None], int] = {}
         self.delivered = 0
 
     @property
@@ -143,19 +148,44 @@ class ChatFanout:
         frame = _frame_for(event)
         if frame is None:
             return
+        if frame.chat_id is None:
+            return
         chat_id = ids.decode(ids.Prefix.CHAT, frame.chat_id)
         if isinstance(event, ChatTyping):
             self._track_typing(chat_id, event)
+        elif isinstance(event, ChatPresence) and self._stale_presence(event.user_id, event.chat_id, event.stamp):
+            return
         seq = frame.seq if isinstance(frame, MessageNew) else None
-        self._deliver(chat_id, seq, encode_frame(frame))
+        if isinstance(event, ChatPresence):
+            # A user's own sockets need no news of their own presence.
+            self._deliver(chat_id, seq, encode_frame(frame), skip_user=ids.decode(ids.Prefix.USER, event.user_id))
+        else:
+            self._deliver(chat_id, seq, encode_frame(frame))
 
-    def _deliver(self, chat_id: uuid.UUID, seq: int | None, data: bytes) -> None:
+    def _deliver(self, chat_id: uuid.UUID, seq: int | None, data: bytes, skip_user: uuid.UUID | None = None) -> None:
         topic = self._chats.get(chat_id)
         if topic is None:
             return
         for connection in list(topic.connections):
-            connection.deliver(chat_id, seq, data)
+            if connection.user_id != skip_user:
+                connection.deliver(chat_id, seq, data)
         self.delivered += len(topic.connections)
+
+    def _stale_presence(self, user_id: str, chat_id: str | None, stamp: int) -> bool:
+        """Whether a newer presence change of ``user_id`` (for this chat) already went out from here.
+
+        Announcements of one user come from whichever gateway saw the change and may cross on
+        the way; the stamp keeps a late "online" from overriding the "offline" that followed it.
+        """
+        if not stamp:
+            return False
+        key = (user_id, chat_id)
+        if stamp <= self._presence_stamps.get(key, 0):
+            return True
+        if len(self._presence_stamps) >= PRESENCE_STAMPS_MAX:
+            self._presence_stamps.clear()
+        self._presence_stamps[key] = stamp
+        return False
 
     def _track_typing(self, chat_id: uuid.UUID, event: ChatTyping) -> None:
         """Typing lapses on its own: without a renewal, every local socket gets ``typing.stop``."""
@@ -184,6 +214,9 @@ class ChatFanout:
             for connection in list(topic.connections if topic else ()):
                 connection.offer(msg.data)
             return
+        if isinstance(event, UserPresence):
+            self._friend_presence(msg.subject, event)
+            return
         user_id = ids.decode(ids.Prefix.USER, event.user_id)
         chat_id = ids.decode(ids.Prefix.CHAT, event.chat_id)
         topic = self._users.get(user_id)
@@ -199,6 +232,20 @@ class ChatFanout:
                 await self.leave_chat(connection, chat_id)
                 connection.offer(encode_frame(ChatLeft(chat_id=event.chat_id)))
 
+    def _friend_presence(self, subject: str, event: UserPresence) -> None:
+        """A friend of the subject's user came or went: tell that user's general sockets."""
+        recipient = subject.rsplit(".", 1)[1]
+        if self._stale_presence(event.user_id, f"friend:{recipient}", event.stamp):
+            return
+        topic = self._users.get(ids.decode(ids.Prefix.USER, recipient))
+        if topic is None:
+            return
+        data = encode_frame(PresenceChanged(user_id=event.user_id, status=event.status))
+        for connection in list(topic.connections):
+            # A socket opened on one chat carries that chat only.
+            if connection.chat_id is None:
+                connection.offer(data)
+
 
 class LiveNotification(msgspec.Struct, frozen=True, tag="notification.new", tag_field="type"):
     """A notification for the user, published by the worker; only its tag is read here."""
@@ -206,7 +253,9 @@ class LiveNotification(msgspec.Struct, frozen=True, tag="notification.new", tag_
     notification: msgspec.Raw
 
 
-_user_event_decoder = msgspec.json.Decoder(ChatMembershipChanged | LiveNotification | ChatRoomMembershipChanged)
+_user_event_decoder = msgspec.json.Decoder(
+    ChatMembershipChanged | LiveNotification | ChatRoomMembershipChanged | UserPresence
+)
 
 
 ChatFrame = (

@@ -174,11 +174,11 @@ class ReadReceipt(Frame, tag="delivery.read", frozen=True):
 
 
 class PresenceChanged(Frame, tag="presence", frozen=True):
-    """A member of this chat came online or went offline (``status``)."""
+    """A member of this chat (or, without ``chat_id``, a friend) came online or went offline (``status``)."""
 
-    chat_id: str
     user_id: str
     status: str
+    chat_id: str | None = None
 
 
 class ChatJoined(Frame, tag="chat.joined", frozen=True):

@@ -44,7 +44,9 @@ from realtime.frames import (
 )
 from realtime.registry import Connection, ConnectionRegistry
 from shared import ids
+from shared.config import normalise_origin
 from shared.domain.auth.tokens import AccessClaims
+from shared.domain.chat.presence import PresenceAnnouncer, PresenceChange
 from shared.domain.chat.schemas import SendMessageRequest
 from shared.domain.chat.services import REPLAY_BATCH, ChatService
 from shared.errors import DomainError, InvalidInput, NotFound, Unauthenticated, Unavailable
@@ -81,6 +83,11 @@ class GatewayOptions:
     nats_startup_attempts: int = 5
     # Frames waiting for one slow client before it is closed with 1013.
     send_queue_frames: int = 1024
+    # Bytes waiting for one slow client (queued frames) before it is closed with 1013.
+    send_queue_bytes: int = 4 * 1024 * 1024
+    # Browser Origins allowed to open a socket (normalised); empty allows any. A request without
+    # an Origin header (a native app, a server) is not a browser page and is let through.
+    allowed_origins: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +129,7 @@ class Gateway:
         nats_url: str,
         chat: Callable[[NatsClient], ChatService],
         options: GatewayOptions | None = None,
+        announcer: Callable[[NatsClient], PresenceAnnouncer] | None = None,
     ) -> None:
         self.options = options or GatewayOptions()
         self.registry = ConnectionRegistry()
@@ -129,11 +137,15 @@ class Gateway:
         self._nats_url = nats_url
         self._chat_factory = chat
         self._chat: ChatService | None = None
+        self._announcer_factory = announcer
+        self._announcer: PresenceAnnouncer | None = None
+        # Presence announcements in flight; awaited on shutdown, before NATS drains.
+        self._background: set[asyncio.Task[None]] = set()
         self._fanout: ChatFanout | None = None
         self._nats: NatsClient | None = None
         self._server: Server | None = None
         self._draining = False
-        # This process's member in every presence set it writes.
+        # Names this process (sockets' presence members are their own ids, unique across gateways).
         self.instance_id = uuid.uuid4().hex
         self._presence_task: asyncio.Task[None] | None = None
 
@@ -178,6 +190,8 @@ class Gateway:
         """Connect to NATS, then listen on ``host:port``."""
         self._nats = await self._connect_nats()
         self._chat = self._chat_factory(self._nats)
+        if self._announcer_factory is not None:
+            self._announcer = self._announcer_factory(self._nats)
         self._fanout = ChatFanout(self._nats)
         try:
             self._server = await serve(
@@ -221,6 +235,8 @@ class Gateway:
                 log.warning("gateway.close_timeout", aborted=len(stuck))
                 for websocket in stuck:
                     websocket.transport.abort()
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=self.options.close_timeout)
         if self._chat is not None:
             await self._chat.close()
         if self._nats is not None:
@@ -235,6 +251,11 @@ class Gateway:
             return self._health_response(websocket)
         if parse_route(path) is None:
             return _json_response(websocket, http.HTTPStatus.NOT_FOUND, b'{"code":"not_found"}')
+        origin = request.headers.get("Origin")
+        allowed = self.options.allowed_origins
+        if allowed and origin is not None and normalise_origin(origin) not in allowed:
+            log.info("connection.origin_refused", origin=origin[:200], remote=_remote(websocket))
+            return _json_response(websocket, http.HTTPStatus.FORBIDDEN, b'{"code":"origin_not_allowed"}')
         if self._draining:
             return _json_response(websocket, http.HTTPStatus.SERVICE_UNAVAILABLE, b'{"code":"draining"}')
         return None
@@ -266,8 +287,7 @@ class Gateway:
         finally:
             if connection is not None:
                 self.registry.discard(connection)
-                if not self.registry.of_user(connection.user_id):
-                    await self._presence_offline(connection.user_id)
+                await self._presence_leave(connection)
                 await self.fanout.forget(connection)
                 await connection.stop()
                 log.info(
@@ -324,16 +344,16 @@ class Gateway:
             chat_id=route.chat_id,
             roles=claims.roles,
             queue_frames=self.options.send_queue_frames,
+            queue_bytes=self.options.send_queue_bytes,
         )
         connection.start()
         self.registry.add(connection)
-        await self._presence_arrive(connection.user_id)
+        await self._presence_arrive(connection)
         try:
             await self._attach(connection, chat_ids, frame.resume)
         except BaseException:
             self.registry.discard(connection)
-            if not self.registry.of_user(connection.user_id):
-                await self._presence_offline(connection.user_id)
+            await self._presence_leave(connection)
             await self.fanout.forget(connection)
             await connection.stop()
             raise
@@ -492,35 +512,55 @@ class Gateway:
         """How long a presence mark lives without a refresh: two heartbeats."""
         return 2 * self.options.heartbeat_interval
 
-    async def _presence_online(self, user_ids: list[uuid.UUID]) -> None:
-        # Presence only steers offline notifications: a Redis hiccup must not cost the socket.
+    async def _presence_arrive(self, connection: Connection) -> None:
+        # Presence only steers presence frames and offline notifications: a Redis hiccup must not
+        # cost the socket.
         try:
-            await self.chat.presence.mark_online(self.instance_id, user_ids, self.presence_ttl_s)
+            change = await self.chat.presence.socket_opened(
+                connection.presence_member, connection.user_id, self.presence_ttl_s
+            )
         except Exception as exc:
             log.warning("presence.write_failed", error=type(exc).__name__, detail=str(exc))
+            return
+        if change is not None:
+            self._announce(change)
 
-    async def _presence_arrive(self, user_id: uuid.UUID) -> None:
+    async def _presence_leave(self, connection: Connection) -> None:
         try:
-            first = await self.chat.presence.arrive(self.instance_id, user_id, self.presence_ttl_s)
-            if first:
-                await self.chat.announce_presence(user_id, online=True)
+            change = await self.chat.presence.socket_closed(
+                connection.presence_member, connection.user_id, self.presence_ttl_s
+            )
         except Exception as exc:
             log.warning("presence.write_failed", error=type(exc).__name__, detail=str(exc))
+            return
+        if change is not None:
+            self._announce(change)
 
-    async def _presence_offline(self, user_id: uuid.UUID) -> None:
+    def _announce(self, change: PresenceChange) -> None:
+        """Tell friends and chat peers in the background; the stamp orders it, not the send time."""
+        if self._announcer is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._announce_now(self._announcer, change))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _announce_now(self, announcer: PresenceAnnouncer, change: PresenceChange) -> None:
         try:
-            if await self.chat.presence.mark_offline(self.instance_id, user_id):
-                await self.chat.announce_presence(user_id, online=False)
+            await announcer.announce(change)
         except Exception as exc:
-            log.warning("presence.write_failed", error=type(exc).__name__, detail=str(exc))
+            log.warning("presence.announce_failed", error=type(exc).__name__, detail=str(exc))
 
     async def _refresh_presence(self) -> None:
-        """Renew the presence of every connected user once per heartbeat interval."""
+        """Renew the presence of every open socket once per heartbeat interval."""
         while True:
             await asyncio.sleep(self.options.heartbeat_interval)
-            users = list(self.registry.users())
-            if users:
-                await self._presence_online(users)
+            sockets = [(c.user_id, c.presence_member) for c in self.registry]
+            if not sockets:
+                continue
+            try:
+                await self.chat.presence.refresh_sockets(sockets, self.presence_ttl_s)
+            except Exception as exc:
+                log.warning("presence.write_failed", error=type(exc).__name__, detail=str(exc))
 
     # NATS
 

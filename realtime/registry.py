@@ -8,13 +8,17 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import structlog
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
 from realtime.frames import ServerFrame, encode_frame
 
+log: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger("realtime.registry")
+
 DEFAULT_QUEUE_FRAMES = 1024
+DEFAULT_QUEUE_BYTES = 4 * 1024 * 1024
 # Frames go straight to the socket while its kernel-side buffer holds less than this; beyond it
 # the client is behind and frames wait in the bounded queue instead.
 DIRECT_WRITE_LIMIT = 256 * 1024
@@ -38,14 +42,19 @@ class Connection:
     chat_id: uuid.UUID | None = None
     roles: tuple[str, ...] = ()
     queue_frames: int = DEFAULT_QUEUE_FRAMES
+    # Frames are up to 64 KiB, so a frame count alone would let one client pin 64 MiB.
+    queue_bytes: int = DEFAULT_QUEUE_BYTES
     # Chats whose frames this connection receives.
     chats: set[uuid.UUID] = field(default_factory=set)
+    # This socket's member in its user's presence set (unique per socket, across gateways).
+    presence_member: str = field(default_factory=lambda: uuid.uuid4().hex)
     # While a resume replays history, live frames wait here: (chat_id, seq or None, data).
     held: list[tuple[uuid.UUID, int | None, bytes]] | None = None
     _queue: asyncio.Queue[bytes] | None = None
     _writer: asyncio.Task[None] | None = None
     _closing: asyncio.Task[None] | None = None
     _writing: bool = False
+    _queued_bytes: int = 0
 
     def start(self) -> None:
         """Start the writer task (call once, before the first frame)."""
@@ -66,19 +75,39 @@ class Connection:
         data = encode_frame(frame)
         if not self._write_now(data):
             await self._queue.put(data)
+            self._queued_bytes += len(data)
 
     def offer(self, data: bytes) -> None:
         """Send an encoded frame without waiting; a full queue closes the socket with 1013."""
         assert self._queue is not None
-        if self._write_now(data):
+        if self._write_now(data) or self._closing is not None:
             return
-        try:
-            self._queue.put_nowait(data)
-        except asyncio.QueueFull:
-            if self._closing is None:
-                self._closing = asyncio.get_running_loop().create_task(
-                    self.websocket.close(CloseCode.TRY_AGAIN_LATER, "slow_consumer")
-                )
+        if self._queued_bytes + len(data) <= self.queue_bytes:
+            try:
+                self._queue.put_nowait(data)
+                self._queued_bytes += len(data)
+                return
+            except asyncio.QueueFull:
+                pass
+        self._close_slow()
+
+    def _close_slow(self) -> None:
+        """Give up on a client that does not keep up: drop its backlog and close with 1013."""
+        assert self._queue is not None
+        log.info(
+            "connection.slow_consumer",
+            user_id=str(self.user_id),
+            queued_frames=self._queue.qsize(),
+            queued_bytes=self._queued_bytes,
+            buffered_bytes=self.websocket.transport.get_write_buffer_size(),
+        )
+        # The client resumes from its last seq anyway; holding its backlog would only cost memory.
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queued_bytes = 0
+        self._closing = asyncio.get_running_loop().create_task(
+            self.websocket.close(CloseCode.TRY_AGAIN_LATER, "slow_consumer")
+        )
 
     def _write_now(self, data: bytes) -> bool:
         """Write ``data`` straight to the socket if that keeps the frame order and the client keeps up."""
@@ -112,6 +141,7 @@ class Connection:
         try:
             while True:
                 data = await self._queue.get()
+                self._queued_bytes -= len(data)
                 # Set before the first await, so offer() queues behind this frame instead of overtaking it.
                 self._writing = True
                 try:

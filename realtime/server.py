@@ -16,6 +16,7 @@ from shared.config import Settings, SettingsError, get_settings
 from shared.db.session import create_engine, create_read_session_factory, create_session_factory
 from shared.domain.auth.access import AccessChecker
 from shared.domain.auth.tokens import AccessTokens
+from shared.domain.chat.presence import PresenceAnnouncer
 from shared.domain.chat.services import ChatLimits, ChatService
 from shared.logging import configure_logging
 
@@ -30,6 +31,8 @@ def main(
     init_timeout: float = 5.0,
     heartbeat_interval: float = 20.0,
     drain_grace: float = 0.0,
+    send_queue_frames: int = 1024,
+    send_queue_bytes: int = 4 * 1024 * 1024,
 ) -> None:
     """Run the gateway on ``host:port`` until SIGTERM or SIGINT, then drain and return."""
     # Log settings errors in the same JSON shape as everything else.
@@ -42,7 +45,14 @@ def main(
     configure_logging(settings.log_level, settings.log_json, process=PROCESS_NAME)
     # websockets logs every rejected handshake (each /health probe) at INFO; keep its warnings only.
     logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.getLogger().level))
-    options = GatewayOptions(init_timeout=init_timeout, heartbeat_interval=heartbeat_interval, drain_grace=drain_grace)
+    options = GatewayOptions(
+        init_timeout=init_timeout,
+        heartbeat_interval=heartbeat_interval,
+        drain_grace=drain_grace,
+        send_queue_frames=send_queue_frames,
+        send_queue_bytes=send_queue_bytes,
+        allowed_origins=settings.ws_origins,
+    )
     exit_code = uvloop.run(_run(settings, host, port, options))
     if exit_code:
         raise SystemExit(exit_code)
@@ -58,7 +68,10 @@ async def _run(settings: Settings, host: str, port: int, options: GatewayOptions
         def chat_service(nats: NatsClient) -> ChatService:
             return ChatService(sessions, redis, nats, ChatLimits.from_settings(settings))
 
-        gateway = Gateway(checker, settings.nats_url, chat_service, options)
+        def announcer(nats: NatsClient) -> PresenceAnnouncer:
+            return PresenceAnnouncer(sessions, nats)
+
+        gateway = Gateway(checker, settings.nats_url, chat_service, options, announcer)
         # Installed before start-up, so a SIGTERM during it still ends in a clean exit.
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -223,6 +223,8 @@ class ChatPresence(Event, frozen=True, kw_only=True, tag="chat.presence"):
     chat_id: str
     user_id: str
     status: str
+    # Orders one user's presence changes across gateways (a later change has a larger stamp); 0 = unordered.
+    stamp: int = 0
 
 
 class EventCreated(Event, frozen=True, kw_only=True, tag="event.created"):
@@ -471,3 +473,11 @@ async def record(session: AsyncSession, *events: Event, wake_relay: bool = True)
         # NOTIFY is transactional: listeners hear it only if this transaction commits.
         await session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
     return [row["id"] for row in rows]
+
+
+class UserPresence(Event, frozen=True, kw_only=True, tag="user.presence"):
+    """A friend of the subject's user came online or went offline; live only, on ``user.<friend_id>``."""
+
+    user_id: str
+    status: str
+    stamp: int = 0

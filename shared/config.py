@@ -71,6 +71,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     boost_max_hours: int = 720
     # The platform's cut of creator and club tier revenue, in basis points (500 = 5%).
     platform_fee_bps: int = 500
+    # Gateway: browser Origins allowed to open a socket (comma list); empty allows every Origin.
+    ws_allowed_origins: str = ""
 
     def __post_init__(self) -> None:
         if len(self.jwt_secret) < 32:
@@ -83,9 +85,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError(f"{ENV_PREFIX}DATABASE_URL must be a postgresql:// URL")
 
     @property
+    def ws_origins(self) -> frozenset[str]:
+        """``ws_allowed_origins`` parsed: normalised origins, empty meaning any."""
+        return frozenset(normalise_origin(o) for o in self.ws_allowed_origins.split(",") if o.strip())
+
+    @property
     def async_database_url(self) -> str:
         """The database URL with the asyncpg driver SQLAlchemy needs."""
         return asyncpg_url(self.database_url)
+
+
+def normalise_origin(origin: str) -> str:
+    """An Origin as browsers send it: lower case, no trailing slash, no surrounding spaces."""
+    return origin.strip().rstrip("/").lower()
 
 
 def asyncpg_url(url: str) -> str:

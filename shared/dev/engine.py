@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from shared.dev.process import HOST, ManagedProcess, StartCancelled, StopPolicy, StopTarget
+from shared.dev.process import (
+    HOST,
+    EngineError,
+    ManagedProcess,
+    StartCancelled,
+    StopPolicy,
+    StopTarget,
+    stop_targets,
+)
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,25 @@ class Engine(abc.ABC):
     def wait_ready(self, process: ManagedProcess, probe: Callable[[], bool], what: str = "ready") -> None:
         """Poll ``probe`` until the engine answers, within the stack's start-up timeout."""
         process.wait_until(probe, timeout=self.ctx.startup_timeout, cancel=self.ctx.cancel, what=what)
+
+    def stop(self, budget: float = 10.0) -> list[str]:
+        """Stop the engine's processes (gracefully, then by force within ``budget`` seconds); who survived.
+
+        The engine keeps its ports and data, so :meth:`start` brings the same engine back at the
+        same address (tests use this to restart NATS under a running gateway).
+        """
+        survivors = stop_targets(self.stop_targets(), budget)
+        with contextlib.suppress(OSError):
+            self.after_stop()
+        self.processes = [p for p in self.processes if p.running()]
+        return survivors
+
+    def restart(self) -> None:
+        """Stop, then start again on the same ports and data."""
+        survivors = self.stop()
+        if survivors:
+            raise EngineError(f"{self.name}: could not stop {', '.join(survivors)}")
+        self.start()
 
     def stop_targets(self) -> list[StopTarget]:
         """The engine's running processes, to stop."""
