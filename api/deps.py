@@ -166,7 +166,11 @@ def provide_account_deletion(state: State) -> AccountDeletionService:
     """Account deletion, over the runtime's events, media and payments services."""
     runtime = provide_runtime(state)
     return AccountDeletionService(
-        runtime.sessions, events=runtime.events, media=runtime.media, payments=runtime.payments
+        runtime.sessions,
+        events=runtime.events,
+        media=runtime.media,
+        payments=runtime.payments,
+        member_tiers=runtime.member_tiers,
     )
 
 

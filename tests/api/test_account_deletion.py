@@ -187,3 +187,31 @@ async def test_concurrent_deletions_delete_once(
     seen = await detail(client, event_id, waiting)
     assert seen["my_rsvp"]["status"] == "confirmed"
     assert seen["attendees"]["count"] == 1
+
+
+async def test_deletion_cancels_creator_and_club_tier_subscriptions(
+    client: httpx.AsyncClient, make_account: MakeAccount, db: Sessions, engine_env: dict[str, str]
+) -> None:
+    creator, fan = await make_account(), await make_account()
+    tier = await client.post(
+        f"/v1/users/{creator.id}/tiers", json={"name": "Backstage", "amount_cents": 700}, headers=creator.headers
+    )
+    assert tier.status_code == 201, tier.text
+    joined = await client.post(
+        f"/v1/tiers/{tier.json()['id']}/subscribe",
+        json={"payment_method_id": await card(engine_env)},
+        headers=fan.headers,
+    )
+    assert joined.status_code == 201, joined.text
+
+    assert (await delete_account(client, fan, {"password": fan.password})).status_code == 204
+
+    async with db() as session:
+        sub = await session.scalar(
+            select(Subscription).where(
+                Subscription.user_id == ids.decode(ids.Prefix.USER, fan.id),
+                Subscription.member_tier_id == ids.decode(ids.Prefix.MEMBER_TIER, tier.json()["id"]),
+            )
+        )
+    assert sub is not None
+    assert sub.cancel_at_period_end is True

@@ -426,6 +426,24 @@ class MemberTierService:
                 subscription_id=ids.encode(ids.Prefix.SUBSCRIPTION, sub.id), status=sub.status, cancel_at=sub.cancel_at
             )
 
+    async def cancel_all(self, caller: AccessClaims) -> int:
+        """Cancel every tier subscription of the caller at period end (account deletion); how many."""
+        async with self._sessions() as session:
+            tier_ids = set(
+                await session.scalars(
+                    select(Subscription.member_tier_id).where(
+                        Subscription.user_id == caller.user_id,
+                        Subscription.member_tier_id.is_not(None),
+                        Subscription.cancel_at_period_end.is_(False),
+                        Subscription.status.in_((*ENTITLED_STATUSES, "past_due", "incomplete", "unpaid")),
+                    )
+                )
+            )
+        for tier_id in tier_ids:
+            if tier_id is not None:
+                await self.cancel(caller, tier_id)
+        return len(tier_ids)
+
 
 async def tier_earnings(session: AsyncSession, creator_id: uuid.UUID, fee_bps: int) -> TierEarnings:
     """Sum the creator's ``creator_earnings`` legs by kind, and count their entitled subscribers."""

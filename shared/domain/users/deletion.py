@@ -4,7 +4,8 @@ The row stays (events, posts and ledgers point at it) but says nothing about the
 In one transaction: open RSVPs are cancelled through the RSVP engine (seats freed, waitlists
 promoted), media is discarded (``purge_media`` jobs remove the objects after commit), sessions are
 revoked and refresh tokens, one-time tokens, devices and the calendar feed are dropped. The Stripe
-subscription is cancelled first, through the payments service, so a Stripe failure leaves the
+subscription and any creator or club tier subscriptions are cancelled first, through the payments
+services, so a Stripe failure leaves the
 account intact for a retry instead of leaving a deleted account paying.
 """
 
@@ -25,6 +26,7 @@ from shared.domain.auth.tokens import AccessClaims
 from shared.domain.events.services import EventService
 from shared.domain.media.services import MediaService
 from shared.domain.notifications.models import Device
+from shared.domain.payments.member_tiers import MemberTierService
 from shared.domain.payments.services import PaymentService
 from shared.domain.users.models import AccountStatus, Role, User
 from shared.errors import NotFound, PermissionDenied
@@ -51,12 +53,14 @@ class AccountDeletionService:
         events: EventService,
         media: MediaService,
         payments: PaymentService,
+        member_tiers: MemberTierService,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._sessions = sessions
         self._events = events
         self._media = media
         self._payments = payments
+        self._member_tiers = member_tiers
         self._clock = clock
 
     async def delete_account(self, actor: AccessClaims, user_id: uuid.UUID, password: str) -> None:
@@ -72,6 +76,7 @@ class AccountDeletionService:
         # NotFound: there is no current subscription to cancel.
         with contextlib.suppress(NotFound):
             await self._payments.cancel(actor)
+        await self._member_tiers.cancel_all(actor)
         async with self._sessions.begin() as session:
             # The row lock makes concurrent deletions of one account serial; the second finds it deleted.
             locked = await session.scalar(
