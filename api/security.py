@@ -18,7 +18,12 @@ class BearerAuthentication(AbstractAuthenticationMiddleware):
 
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:  # type: ignore[type-arg]
         """Verify ``Authorization: Bearer <jwt>`` against the token and the database."""
-        header = connection.headers.get("authorization", "")
+        # Scan the raw ASGI headers: building the header map costs more than the cache hit after it.
+        header = ""
+        for key, value in connection.scope["headers"]:
+            if key == b"authorization":
+                header = value.decode("latin-1")
+                break
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("send Authorization: Bearer <access token>", code="unauthenticated")

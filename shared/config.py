@@ -65,6 +65,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     chat_message_rate_limit: int = 20
     chat_message_rate_window_seconds: int = 10
     chat_typing_ttl_ms: int = 5000
+    # Perf: verified principals are cached this long per API process (0 disables); triggers
+    # NOTIFY access_changed so a revoke, ban or role change still applies at once.
+    access_cache_seconds: int = 30
 
     def __post_init__(self) -> None:
         if len(self.jwt_secret) < 32:
