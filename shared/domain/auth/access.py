@@ -191,7 +191,8 @@ class AccessChecker:
         """``reads`` should be autocommit sessions: this runs on every cache miss."""
         self._tokens = tokens
         self._reads = reads
-        self.cache = cache or AccessCache(0)
+        # Not `cache or ...`: an empty cache has len() 0 and would be swapped for a disabled one.
+        self.cache = cache if cache is not None else AccessCache(0)
 
     async def check(self, token: str) -> AccessClaims:
         """Verify the signature and claims, then that the account and session are still good."""
