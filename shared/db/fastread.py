@@ -8,6 +8,8 @@ msgspec Struct by its service.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 from typing import Any
 
 import asyncpg
@@ -31,38 +33,108 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
         await connection.set_type_codec(name, encoder=_encode_json, decoder=msgspec.json.decode, schema="pg_catalog")
 
 
-async def _keep_session(_connection: asyncpg.Connection) -> None:
-    # asyncpg's default reset is a round trip (RESET ALL; UNLISTEN *; ...) on every
-    # release, doubling the cost of a one-statement read. These connections only run
-    # plain autocommit SELECTs (no SET, LISTEN, cursors or advisory locks), and asyncpg
-    # still rolls back a transaction left open before calling this.
-    return None
-
-
 class FastReads:
-    """A process-wide asyncpg pool; statements are prepared once per connection and reused."""
+    """A small pool of asyncpg connections for one-statement autocommit reads.
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        """Wrap an open pool (see :meth:`open`)."""
-        self._pool = pool
+    Deliberately thinner than ``asyncpg.Pool``: that one shields every release in a new
+    task and resets the session with a round trip, which together cost about as much
+    as the read itself. Here a connection is taken from a free list, runs one
+    statement (prepared once per connection by asyncpg's statement cache) and is
+    handed straight to the next waiter. A connection whose statement failed or was
+    cancelled is closed rather than reused, so no half-read protocol state leaks.
+    """
+
+    def __init__(self, dsn: str, max_size: int) -> None:
+        """Connections to ``dsn`` are opened on demand, at most ``max_size`` at once."""
+        self._dsn = dsn
+        self._max = max(1, max_size)
+        self._idle: list[Any] = []  # asyncpg.Connection
+        self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self._opened = 0
+        self._closed = False
 
     @classmethod
     async def open(cls, settings: Settings) -> FastReads:
-        """Connect a pool sized like the SQLAlchemy one."""
-        pool = await asyncpg.create_pool(
-            asyncpg_dsn(settings.database_url),
-            min_size=1,
-            max_size=settings.db_pool_size,
-            init=_init_connection,
-            reset=_keep_session,
-        )
-        return cls(pool)
+        """A pool sized like the SQLAlchemy one, with one connection opened now (fail fast)."""
+        reads = cls(asyncpg_dsn(settings.database_url), settings.db_pool_size)
+        reads._release(await reads._connect())
+        return reads
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
         """The first row of one read-only statement (autocommit: no BEGIN/COMMIT round trips)."""
-        row: asyncpg.Record | None = await self._pool.fetchrow(query, *args)
+        connection = await self._acquire()
+        try:
+            row: asyncpg.Record | None = await connection.fetchrow(query, *args)
+        except BaseException:
+            self._discard(connection)
+            raise
+        self._release(connection)
         return row
 
     async def close(self) -> None:
-        """Close every connection of the pool."""
-        await self._pool.close()
+        """Close the idle connections; busy ones are closed as they come back."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await connection.close(timeout=2)
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(ConnectionError("fast-read pool closed"))
+
+    async def _connect(self) -> Any:
+        self._opened += 1
+        try:
+            connection = await asyncpg.connect(self._dsn)
+            await _init_connection(connection)
+        except BaseException:
+            self._opened -= 1
+            raise
+        return connection
+
+    async def _acquire(self) -> Any:
+        while True:
+            if self._closed:
+                raise ConnectionError("fast-read pool closed")
+            while self._idle:
+                connection = self._idle.pop()
+                if not connection.is_closed():
+                    return connection
+                self._opened -= 1
+            if self._opened < self._max:
+                return await self._connect()
+            waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                return await waiter
+            except _Retry:
+                continue
+            except asyncio.CancelledError:
+                # Handed a connection just as we were cancelled: pass it on, do not leak it.
+                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                    self._release(waiter.result())
+                raise
+
+    def _release(self, connection: Any) -> None:
+        if self._closed or connection.is_closed():
+            self._discard(connection)
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)
+                return
+        self._idle.append(connection)
+
+    def _discard(self, connection: Any) -> None:
+        self._opened -= 1
+        connection.terminate()
+        # A waiter may now open a connection of its own instead of waiting forever.
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(_Retry())
+                return
+
+
+class _Retry(Exception):
+    """Tells a waiter that a slot freed up: try to acquire again."""
