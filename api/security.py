@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import uuid
+
 import structlog
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
@@ -11,6 +14,12 @@ from shared import ids
 from shared.errors import Unauthenticated
 
 PUBLIC_PATHS = ["^/health", "^/metrics", "^/schema", "^/docs"]
+
+
+@functools.lru_cache(maxsize=4096)
+def _public_user_id(user_id: uuid.UUID) -> str:
+    # Bound to every request's log context; the same few callers repeat, so encode once.
+    return ids.encode(ids.Prefix.USER, user_id)
 
 
 class BearerAuthentication(AbstractAuthenticationMiddleware):
@@ -29,5 +38,5 @@ class BearerAuthentication(AbstractAuthenticationMiddleware):
             raise Unauthenticated("send Authorization: Bearer <access token>", code="unauthenticated")
         runtime: Runtime = connection.app.state.runtime
         claims = await runtime.access.check(token.strip())
-        structlog.contextvars.bind_contextvars(user_id=ids.encode(ids.Prefix.USER, claims.user_id))
+        structlog.contextvars.bind_contextvars(user_id=_public_user_id(claims.user_id))
         return AuthenticationResult(user=claims, auth=None)
