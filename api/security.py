@@ -37,6 +37,9 @@ class BearerAuthentication(AbstractAuthenticationMiddleware):
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("send Authorization: Bearer <access token>", code="unauthenticated")
         runtime: Runtime = connection.app.state.runtime
-        claims = await runtime.access.check(token.strip())
+        # Only reads may use the access cache: a write always re-checks the session and
+        # roles in the database, so no privilege outlives its revocation on a mutation.
+        method = connection.scope.get("method")
+        claims = await runtime.access.check(token.strip(), use_cache=method == "GET" or method == "HEAD")
         structlog.contextvars.bind_contextvars(user_id=_public_user_id(claims.user_id))
         return AuthenticationResult(user=claims, auth=None)

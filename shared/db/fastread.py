@@ -55,10 +55,9 @@ class FastReads:
 
     @classmethod
     async def open(cls, settings: Settings) -> FastReads:
-        """A pool sized like the SQLAlchemy one, with one connection opened now (fail fast)."""
-        reads = cls(asyncpg_dsn(settings.database_url), settings.db_pool_size)
-        reads._release(await reads._connect())
-        return reads
+        """A pool sized like the SQLAlchemy one; connections open on first use, like the engine's,
+        so a process started while Postgres is down still serves ``/health/ready`` (503)."""
+        return cls(asyncpg_dsn(settings.database_url), settings.db_pool_size)
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
         """The first row of one read-only statement (autocommit: no BEGIN/COMMIT round trips)."""

@@ -1,9 +1,10 @@
 """The in-process access cache: a cached principal never outlives a revoke, ban, role change or deletion.
 
 Each test first reads with the token so its principal is cached (the cache lives for
-30 s), then changes access and expects the very next request to see it: logout and
-refresh reuse through the API, the rest straight in the database, where only the
-``access_changed`` triggers and the API's LISTEN connection can tell the process.
+30 s), then changes access. Through the API (logout, refresh reuse) the very next
+request sees it; writes always re-check in the database; changes made straight in the
+database reach cached reads through the ``access_changed`` triggers and the API's
+LISTEN connection, within milliseconds rather than the 30 s a stale cache would serve.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ async def test_deleted_user_loses_access(
     assert (await status_soon(client, "/v1/users/me", account.headers, 401)).status_code == 401
 
 
-async def test_role_changes_reach_cached_principals(
+async def test_role_changes_apply_to_the_next_write_despite_a_cached_read(
     client: httpx.AsyncClient, make_account: MakeAccount, db: async_sessionmaker[AsyncSession]
 ) -> None:
     alice = await make_account()

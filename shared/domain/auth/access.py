@@ -1,11 +1,13 @@
 """Checks an access token against the database: the user is active and the session not revoked.
 
 Verified principals are cached in process for a few seconds (``TRIBE_ACCESS_CACHE_SECONDS``)
-so a hot read costs no JWT decode and no auth query. Triggers on ``users`` and
+so a hot read costs no JWT decode and no auth query; writes always ask the database. Triggers on ``users`` and
 ``auth_sessions`` send ``NOTIFY access_changed, '<user uuid>'`` when a session is revoked
 or deleted, or a user's status or roles change or the user is deleted; every API process
-listens and forgets that user's entries, so a revocation still applies at once. While
-the listener is down the cache is off and every request goes to the database.
+listens and forgets that user's entries, so a revocation still applies at once: in the
+process that made it (logout, refresh reuse, password reset) before the response, in the
+others as soon as the notification arrives. While the listener is down the cache is off
+and every request goes to the database.
 """
 
 from __future__ import annotations
@@ -194,11 +196,17 @@ class AccessChecker:
         # Not `cache or ...`: an empty cache has len() 0 and would be swapped for a disabled one.
         self.cache = cache if cache is not None else AccessCache(0)
 
-    async def check(self, token: str) -> AccessClaims:
-        """Verify the signature and claims, then that the account and session are still good."""
-        cached = self.cache.get(token)
-        if cached is not None:
-            return cached
+    async def check(self, token: str, *, use_cache: bool = True) -> AccessClaims:
+        """Verify the signature and claims, then that the account and session are still good.
+
+        With ``use_cache`` a principal verified in the last few seconds is reused; its
+        invalidation by another process travels by NOTIFY (milliseconds). Callers pass
+        ``False`` for writes, which then always see the database's word.
+        """
+        if use_cache:
+            cached = self.cache.get(token)
+            if cached is not None:
+                return cached
         generation = self.cache.generation
         claims = self._tokens.verify(token)
         async with self._reads() as session:
