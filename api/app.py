@@ -9,7 +9,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusController
 from litestar.response import Redirect
 
 from api import errors
@@ -55,7 +55,7 @@ from api.deps import (
     provide_user_service,
     provide_vouch_service,
 )
-from api.middleware import request_context_middleware, stamp_response
+from api.middleware import metrics_middleware, request_context_middleware, stamp_response
 from api.runtime import lifespan
 from api.security import PUBLIC_PATHS, BearerAuthentication
 from shared.config import Settings, get_settings
@@ -79,7 +79,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """Build the API; settings are read here, never at import."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_json, process="api")
-    prometheus = PrometheusConfig(app_name="tribe", prefix="tribe_api", group_path=True, exclude=["^/metrics"])
     return Litestar(
         route_handlers=[
             AuthController,
@@ -145,7 +144,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         middleware=[
             request_context_middleware,
-            prometheus.middleware,
+            metrics_middleware,
             DefineMiddleware(BearerAuthentication, exclude=PUBLIC_PATHS, exclude_from_auth_key="exclude_from_auth"),
         ],
         exception_handlers={

@@ -13,8 +13,9 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.config import Settings
+from shared.db.fastread import FastReads, asyncpg_dsn
 from shared.db.session import create_engine, create_read_session_factory, create_session_factory
-from shared.domain.auth.access import AccessChecker
+from shared.domain.auth.access import AccessCache, AccessChecker, AccessListener
 from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessTokens
 from shared.domain.chat.services import ChatLimits, ChatService
@@ -69,6 +70,9 @@ class Runtime:
     promos: PromoService
     member_tiers: MemberTierService
     draining: bool = field(default=False)
+    # Perf: the raw asyncpg pool of hot reads and the LISTEN connection that keeps the access cache honest.
+    fastreads: FastReads | None = None
+    access_listener: AccessListener | None = None
 
 
 async def open_runtime(settings: Settings) -> Runtime:
@@ -82,19 +86,25 @@ async def open_runtime(settings: Settings) -> Runtime:
     media = MediaService(settings, sessions, reads, Storage(settings))
     posts = PostService(sessions, reads, media=media)
     payments = PaymentService(sessions, StripeGateway(settings))
+    fastreads = await FastReads.open(settings)
+    access_cache = AccessCache(settings.access_cache_seconds)
+    access_listener = AccessListener(asyncpg_dsn(settings.database_url), access_cache)
+    if settings.access_cache_seconds > 0:
+        await access_listener.start()
+    access = AccessChecker(tokens, reads, access_cache)
     return Runtime(
         settings=settings,
         engine=engine,
         sessions=sessions,
         redis=redis,
         nats=nc,
-        access=AccessChecker(tokens, reads),
-        auth=AuthService(settings, sessions, tokens),
+        access=access,
+        auth=AuthService(settings, sessions, tokens, on_revoke=access.forget_user),
         notifications=NotificationService(sessions, reads, UnsubscribeTokens(settings.jwt_secret)),
         streaks=StreakService(sessions, reads),
         badges=BadgeService(reads),
         leaderboards=LeaderboardService(reads, redis),
-        users=UserService(sessions, reads, media),
+        users=UserService(sessions, reads, media, fast=fastreads),
         clubs=ClubService(settings, sessions, media=media),
         social=SocialService(sessions),
         vouches=VouchService(sessions),
@@ -110,6 +120,8 @@ async def open_runtime(settings: Settings) -> Runtime:
         boosts=BoostService(settings, sessions, StripeGateway(settings), payments),
         promos=PromoService(sessions, StripeGateway(settings), payments),
         member_tiers=MemberTierService(settings, sessions, StripeGateway(settings), payments),
+        fastreads=fastreads,
+        access_listener=access_listener,
     )
 
 
@@ -120,6 +132,10 @@ async def close_runtime(runtime: Runtime) -> None:
     if runtime.nats.is_connected:
         await runtime.nats.drain()
     await runtime.redis.aclose()
+    if runtime.access_listener is not None:
+        await runtime.access_listener.stop()
+    if runtime.fastreads is not None:
+        await runtime.fastreads.close()
     await runtime.engine.dispose()
 
 

@@ -73,6 +73,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     platform_fee_bps: int = 500
     # Gateway: browser Origins allowed to open a socket (comma list); empty allows every Origin.
     ws_allowed_origins: str = ""
+    # Perf: verified principals are cached this long per API process (0 disables); triggers
+    # NOTIFY access_changed so a revoke, ban or role change still applies at once.
+    access_cache_seconds: int = 30
 
     def __post_init__(self) -> None:
         if len(self.jwt_secret) < 32:

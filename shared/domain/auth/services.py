@@ -35,11 +35,15 @@ class AuthService:
         sessions: async_sessionmaker[AsyncSession],
         tokens: AccessTokens,
         clock: Callable[[], datetime] = utcnow,
+        on_revoke: Callable[[uuid.UUID], None] | None = None,
     ) -> None:
         self._settings = settings
         self._sessions = sessions
         self._tokens = tokens
         self._clock = clock
+        # Told (after commit) whose sessions were revoked, so this process's access cache
+        # forgets them before the response; other processes hear NOTIFY access_changed.
+        self._on_revoke = on_revoke or (lambda _user_id: None)
 
     async def register(self, data: RegisterRequest) -> RegisteredUser:
         """Create an account and mail its verification link; 409 ``email_taken`` on a duplicate."""
@@ -126,6 +130,7 @@ class AuthService:
         """Spend a refresh token for a new pair; a spent token revokes its whole family."""
         token_hash = hash_secret(raw_token)
         now = self._clock()
+        revoked_user: uuid.UUID | None = None
         async with self._sessions.begin() as session:
             # The conditional UPDATE is the race arbiter: of two concurrent refreshes, one gets the row.
             spent = (
@@ -142,8 +147,10 @@ class AuthService:
                 )
                 if session_id is None:
                     raise Unauthenticated("unknown refresh token", code="invalid_refresh_token")
-                await self._revoke_family(session, session_id, now, reason="refresh_reuse")
+                revoked_user = await self._revoke_family(session, session_id, now, reason="refresh_reuse")
         if spent is None:
+            if revoked_user is not None:
+                self._on_revoke(revoked_user)
             # Raised after commit so the revocation sticks.
             raise Unauthenticated("refresh token already used; session revoked", code="refresh_token_reused")
         async with self._sessions.begin() as session:
@@ -172,6 +179,7 @@ class AuthService:
             if session_id is None:
                 raise Unauthenticated("unknown refresh token", code="invalid_refresh_token")
             await self._revoke_family(session, session_id, self._clock(), reason="logout")
+        self._on_revoke(user_id)
 
     async def request_password_reset(self, email: str) -> None:
         """Mail a reset link if the account exists; says nothing either way."""
@@ -217,6 +225,7 @@ class AuthService:
                 .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
                 .values(revoked_at=now, revoked_reason="password_reset")
             )
+        self._on_revoke(user_id)
 
     async def verify_email(self, raw_token: str) -> None:
         """Mark the email verified with the token mailed at sign-up."""
@@ -287,12 +296,17 @@ class AuthService:
         return user_id
 
     @staticmethod
-    async def _revoke_family(session: AsyncSession, session_id: uuid.UUID, now: datetime, reason: str) -> None:
-        await session.execute(
+    async def _revoke_family(
+        session: AsyncSession, session_id: uuid.UUID, now: datetime, reason: str
+    ) -> uuid.UUID | None:
+        """Revoke one session; its user if it was still live."""
+        revoked: uuid.UUID | None = await session.scalar(
             update(AuthSession)
             .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
             .values(revoked_at=now, revoked_reason=reason)
+            .returning(AuthSession.user_id)
         )
+        return revoked
 
     def _link(self, path: str, token: str) -> str:
         return f"{self._settings.public_app_url.rstrip('/')}/{path}?token={token}"

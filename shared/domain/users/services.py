@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import ids
+from shared.db.fastread import FastReads
 from shared.domain.auth.tokens import AccessClaims
 from shared.domain.clubs.models import Club, ClubMembership, MembershipStatus
 from shared.domain.discovery.icebreakers import prompt_exists
@@ -37,14 +38,21 @@ class UserService:
     """Reads and updates profiles; visibility and ownership rules live here."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], reads: async_sessionmaker[AsyncSession], media: MediaService
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        reads: async_sessionmaker[AsyncSession],
+        media: MediaService,
+        fast: FastReads | None = None,
     ) -> None:
         self._sessions = sessions
         self._reads = reads
         self._media = media
+        self._fast = fast
 
     async def get_own_profile(self, viewer: AccessClaims) -> OwnProfile:
         """The caller's full profile."""
+        if self._fast is not None:
+            return await self._own_profile_fast(self._fast, viewer.user_id)
         user = await self._load(viewer.user_id)
         return OwnProfile(
             id=ids.encode(ids.Prefix.USER, user.id),
@@ -137,12 +145,56 @@ class UserService:
         async with self._reads() as session:
             return [ids.encode(ids.Prefix.CLUB, club_id) for club_id in await session.scalars(query)]
 
+    @staticmethod
+    async def _own_profile_fast(fast: FastReads, user_id: uuid.UUID) -> OwnProfile:
+        """The same profile in one statement on the raw pool (the hot ``GET /v1/users/me``)."""
+        row = await fast.fetchrow(_OWN_PROFILE_SQL, user_id)
+        if row is None:
+            raise NotFound("no such user", code="user_not_found")
+        return OwnProfile(
+            id=ids.encode(ids.Prefix.USER, row["id"]),
+            email=row["email"],
+            email_verified=row["email_verified_at"] is not None,
+            display_name=row["display_name"],
+            bio=row["bio"],
+            city=row["city"],
+            avatar_url=row["avatar_url"],
+            interests=row["interests"],
+            timezone=row["timezone"],
+            icebreaker_prompt_id=row["icebreaker_prompt_id"],
+            roles=row["roles"],
+            status=row["status"],
+            settings=row["settings"],
+            badges=[
+                BadgeSummary(code=code, earned_at=at)
+                for code, at in zip(row["badge_codes"], row["badge_times"], strict=True)
+            ],
+            premium_tier=row["premium_tier"],
+            last_active_at=row["last_active_at"],
+            created_at=row["created_at"],
+        )
+
     async def _load(self, user_id: uuid.UUID) -> User:
         async with self._reads() as session:
             user = await session.get(User, user_id)
         if user is None:
             raise NotFound("no such user", code="user_not_found")
         return user
+
+
+# The user row and its badges (in badges_summary's order) in one round trip; the
+# primary key of user_badges starts with user_id, so both sub-selects are index scans.
+_OWN_PROFILE_SQL = """
+SELECT u.id, u.email, u.email_verified_at, u.display_name, u.bio, u.city, u.avatar_url, u.interests,
+       u.timezone, u.icebreaker_prompt_id, u.roles, u.status, u.settings, u.premium_tier,
+       u.last_active_at, u.created_at,
+       ARRAY(SELECT b.badge_code FROM user_badges b WHERE b.user_id = u.id
+             ORDER BY b.earned_at, b.badge_code) AS badge_codes,
+       ARRAY(SELECT b.earned_at FROM user_badges b WHERE b.user_id = u.id
+             ORDER BY b.earned_at, b.badge_code) AS badge_times
+FROM users u
+WHERE u.id = $1
+"""
 
 
 def _changes(patch: ProfileUpdate) -> dict[str, object]:

@@ -1,0 +1,139 @@
+"""A raw asyncpg pool for hot single-statement reads, beside the SQLAlchemy engine.
+
+The ORM costs several hundred microseconds per request in Python (statement
+compilation lookup, result processing, identity map); a hot read such as the
+caller's own profile is one prepared statement here, decoded straight into a
+msgspec Struct by its service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from shared.config import Settings
+
+
+def asyncpg_dsn(url: str) -> str:
+    """``url`` with the plain ``postgresql`` scheme asyncpg accepts (no SQLAlchemy driver suffix)."""
+    return f"postgresql://{url.split('://', 1)[1]}"
+
+
+def _encode_json(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+async def _init_connection(connection: asyncpg.Connection) -> None:
+    # JSON columns come back as Python values, as they do through SQLAlchemy.
+    for name in ("json", "jsonb"):
+        await connection.set_type_codec(name, encoder=_encode_json, decoder=msgspec.json.decode, schema="pg_catalog")
+
+
+class FastReads:
+    """A small pool of asyncpg connections for one-statement autocommit reads.
+
+    Deliberately thinner than ``asyncpg.Pool``: that one shields every release in a new
+    task and resets the session with a round trip, which together cost about as much
+    as the read itself. Here a connection is taken from a free list, runs one
+    statement (prepared once per connection by asyncpg's statement cache) and is
+    handed straight to the next waiter. A connection whose statement failed or was
+    cancelled is closed rather than reused, so no half-read protocol state leaks.
+    """
+
+    def __init__(self, dsn: str, max_size: int) -> None:
+        """Connections to ``dsn`` are opened on demand, at most ``max_size`` at once."""
+        self._dsn = dsn
+        self._max = max(1, max_size)
+        self._idle: list[Any] = []  # asyncpg.Connection
+        self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self._opened = 0
+        self._closed = False
+
+    @classmethod
+    async def open(cls, settings: Settings) -> FastReads:
+        """A pool sized like the SQLAlchemy one; connections open on first use, like the engine's,
+        so a process started while Postgres is down still serves ``/health/ready`` (503)."""
+        return cls(asyncpg_dsn(settings.database_url), settings.db_pool_size)
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        """The first row of one read-only statement (autocommit: no BEGIN/COMMIT round trips)."""
+        connection = await self._acquire()
+        try:
+            row: asyncpg.Record | None = await connection.fetchrow(query, *args)
+        except BaseException:
+            self._discard(connection)
+            raise
+        self._release(connection)
+        return row
+
+    async def close(self) -> None:
+        """Close the idle connections; busy ones are closed as they come back."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await connection.close(timeout=2)
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(ConnectionError("fast-read pool closed"))
+
+    async def _connect(self) -> Any:
+        self._opened += 1
+        try:
+            connection = await asyncpg.connect(self._dsn)
+            await _init_connection(connection)
+        except BaseException:
+            self._opened -= 1
+            raise
+        return connection
+
+    async def _acquire(self) -> Any:
+        while True:
+            if self._closed:
+                raise ConnectionError("fast-read pool closed")
+            while self._idle:
+                connection = self._idle.pop()
+                if not connection.is_closed():
+                    return connection
+                self._opened -= 1
+            if self._opened < self._max:
+                return await self._connect()
+            waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                return await waiter
+            except _Retry:
+                continue
+            except asyncio.CancelledError:
+                # Handed a connection just as we were cancelled: pass it on, do not leak it.
+                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                    self._release(waiter.result())
+                raise
+
+    def _release(self, connection: Any) -> None:
+        if self._closed or connection.is_closed():
+            self._discard(connection)
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)
+                return
+        self._idle.append(connection)
+
+    def _discard(self, connection: Any) -> None:
+        self._opened -= 1
+        connection.terminate()
+        # A waiter may now open a connection of its own instead of waiting forever.
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(_Retry())
+                return
+
+
+class _Retry(Exception):
+    """Tells a waiter that a slot freed up: try to acquire again."""
