@@ -34,9 +34,7 @@ def upgrade() -> None:
     op.drop_constraint(op.f("ck_moderation_audit_log_action"), "moderation_audit_log", type_="check")
     op.create_check_constraint(op.f("ck_moderation_audit_log_action"), "moderation_audit_log", NEW_ACTIONS)
 
-    op.add_column(
-        "places", sa.Column("media_ids", postgresql.ARRAY(sa.Uuid()), server_default="{}", nullable=False)
-    )
+    op.add_column("places", sa.Column("media_ids", postgresql.ARRAY(sa.Uuid()), server_default="{}", nullable=False))
     for table in ("places", "curated_lists"):
         op.add_column(table, sa.Column("hidden_at", sa.DateTime(timezone=True), nullable=True))
         op.add_column(table, sa.Column("hidden_by", sa.Uuid(), nullable=True))
