@@ -112,6 +112,20 @@ async def test_places_take_owned_ready_uploads_and_return_their_urls(
     assert sorted(r.status_code for r in results) == [201, 409]
     assert await count(db, Place, Place.city == city, Place.name == "Race") == 1
 
+    # The curator removing the place takes its media with it; a moderator's removal is audited instead.
+    assert (await client.delete(f"/v1/places/{place['id']}", headers=curator.headers)).status_code == 204
+    gone = await media_row(db, fresh)
+    assert gone is not None
+    assert gone.status == "deleted"
+    moderator = await make_account()
+    await grant_role(db, moderator, "moderator")
+    winner = next(r.json()["id"] for r in results if r.status_code == 201)
+    assert (await client.delete(f"/v1/places/{winner}", headers=moderator.headers)).status_code == 204
+    assert await _audit(db, winner, ids.Prefix.PLACE, "place.remove") == 1
+    kept = await media_row(db, contested)
+    assert kept is not None
+    assert kept.status == "ready"
+
 
 async def test_reports_on_places_and_lists_are_moderated_and_hidden_items_disappear(
     client: httpx.AsyncClient, make_account: MakeAccount, db: Sessions
