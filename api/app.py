@@ -17,7 +17,12 @@ from api.controllers.auth import AuthController
 from api.controllers.boosts import BoostController
 from api.controllers.chat import ChatController
 from api.controllers.clubs import ClubController
-from api.controllers.discovery import CuratedListController, PlaceController, RecommendationController
+from api.controllers.discovery import (
+    ContentModerationController,
+    CuratedListController,
+    PlaceController,
+    RecommendationController,
+)
 from api.controllers.events import CalendarController, EventController, PublicEventController
 from api.controllers.gamification import BadgeController, LeaderboardController, StreakController
 from api.controllers.health import HealthController
@@ -116,6 +121,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RecommendationController,
             PlaceController,
             CuratedListController,
+            ContentModerationController,
         ],
         lifespan=[lifespan(settings)],
         dependencies={

@@ -178,6 +178,7 @@ def provide_discovery_service(state: State) -> DiscoveryService:
     """The recommendations, icebreakers, places and map service (built once per process, on first use)."""
     service = state.get("discovery_service")
     if not isinstance(service, DiscoveryService):
-        service = DiscoveryService(provide_runtime(state).sessions)
+        runtime = provide_runtime(state)
+        service = DiscoveryService(runtime.sessions, media=runtime.media)
         state["discovery_service"] = service
     return service

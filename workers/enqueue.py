@@ -142,3 +142,13 @@ async def enqueue_signal_refresh(redis: ArqRedis, event: DomainEvent) -> None:
             await enqueue_refresh(redis, event.accepter_id)
         case ClubMemberJoined() | RsvpConfirmed():
             await enqueue_refresh(redis, event.user_id)
+        # Activity signals (discovery2): check-ins, posts and comments change tag affinity and engagement.
+        # Chat messages and reactions are left to the hourly sweep: too frequent to be worth a job each.
+        case EventCheckedIn():
+            await enqueue_refresh(redis, event.user_id)
+        case PostCreated():
+            await enqueue_refresh(redis, event.author_id)
+        case CommentCreated():
+            await enqueue_refresh(redis, event.author_id)
+            if event.post_author_id != event.author_id:
+                await enqueue_refresh(redis, event.post_author_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, Response, delete, get, patch, post
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
@@ -14,6 +14,9 @@ from shared import ids
 from shared.domain.auth.tokens import AccessClaims
 from shared.domain.discovery.schemas import (
     ClubRecommendation,
+    ContentCaseView,
+    ContentReportRequest,
+    ContentResolveRequest,
     DismissRequest,
     EventRecommendation,
     IcebreakerToday,
@@ -160,6 +163,14 @@ class PlaceController(Controller):
         """Remove a place (its curator or a moderator)."""
         await discovery_service.delete_place(caller, parse_id(ids.Prefix.PLACE, place_id))
 
+    @post("/{place_id:str}/report", status_code=HTTP_201_CREATED)
+    async def report(
+        self, place_id: str, data: ContentReportRequest, discovery_service: DiscoveryService, caller: AccessClaims
+    ) -> Response[ContentCaseView]:
+        """Report a place to moderators; repeating an open report returns it with 200."""
+        view, created = await discovery_service.report(caller, "place", parse_id(ids.Prefix.PLACE, place_id), data)
+        return Response(view, status_code=HTTP_201_CREATED if created else HTTP_200_OK)
+
 
 class CuratedListController(Controller):
     """Ordered must-visit lists with notes."""
@@ -202,3 +213,47 @@ class CuratedListController(Controller):
     async def remove(self, list_id: str, discovery_service: DiscoveryService, caller: AccessClaims) -> None:
         """Remove a list (its curator or a moderator)."""
         await discovery_service.delete_list(caller, parse_id(ids.Prefix.LIST, list_id))
+
+    @post("/{list_id:str}/report", status_code=HTTP_201_CREATED)
+    async def report(
+        self, list_id: str, data: ContentReportRequest, discovery_service: DiscoveryService, caller: AccessClaims
+    ) -> Response[ContentCaseView]:
+        """Report a list to moderators; repeating an open report returns it with 200."""
+        view, created = await discovery_service.report(caller, "list", parse_id(ids.Prefix.LIST, list_id), data)
+        return Response(view, status_code=HTTP_201_CREATED if created else HTTP_200_OK)
+
+
+class ContentModerationController(Controller):
+    """``/v1/moderation/content``: moderators review reports on places and lists, hide, remove and restore them."""
+
+    path = "/v1/moderation/content"
+    tags = ["moderation", "discovery"]
+
+    @get("/cases")
+    async def list_cases(
+        self,
+        discovery_service: DiscoveryService,
+        caller: AccessClaims,
+        status: str | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> Page[ContentCaseView]:
+        """Reports on places and lists, newest first."""
+        return await discovery_service.list_cases(caller, status, cursor, limit)
+
+    @post("/cases/{case_id:str}/resolve", status_code=HTTP_200_OK)
+    async def resolve(
+        self, case_id: str, data: ContentResolveRequest, discovery_service: DiscoveryService, caller: AccessClaims
+    ) -> ContentCaseView:
+        """Hide or remove the reported place or list, or dismiss the report."""
+        return await discovery_service.resolve_case(caller, parse_id(ids.Prefix.CASE, case_id), data)
+
+    @post("/places/{place_id:str}/restore", status_code=HTTP_204_NO_CONTENT)
+    async def restore_place(self, place_id: str, discovery_service: DiscoveryService, caller: AccessClaims) -> None:
+        """Show a hidden place again."""
+        await discovery_service.restore(caller, "place", parse_id(ids.Prefix.PLACE, place_id))
+
+    @post("/lists/{list_id:str}/restore", status_code=HTTP_204_NO_CONTENT)
+    async def restore_list(self, list_id: str, discovery_service: DiscoveryService, caller: AccessClaims) -> None:
+        """Show a hidden list again."""
+        await discovery_service.restore(caller, "list", parse_id(ids.Prefix.LIST, list_id))

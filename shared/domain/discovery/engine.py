@@ -17,6 +17,7 @@ from sqlalchemy import and_, delete, exists, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from shared.domain.chat.models import Chat, ChatMessage, ChatParticipant, ChatType
 from shared.domain.clubs.models import Club, ClubMembership, MembershipStatus, Privacy
 from shared.domain.discovery import scoring
 from shared.domain.discovery.icebreakers import FALLBACK_PROMPT, active_prompts, prompt_of_day, topic_prompts
@@ -27,6 +28,7 @@ from shared.domain.discovery.models import (
     RecommendationRun,
 )
 from shared.domain.events.models import Event, EventStatus, Rsvp, RsvpStatus, Visibility
+from shared.domain.posts.models import Comment, Post, PostReaction
 from shared.domain.social.models import Block, FriendRequest, FriendRequestStatus, Friendship, Vouch
 from shared.domain.users.models import AccountStatus, User
 from shared.ids import uuid7
@@ -43,6 +45,27 @@ ATTENDING = (
     RsvpStatus.PENDING_APPROVAL.value,
     RsvpStatus.MAYBE.value,
 )
+# Tag affinity per signal: checking in at an event says more than an RSVP; writing about a tag more than liking.
+AFFINITY_CHECKED_IN = 1.0
+AFFINITY_RSVP = 0.4
+AFFINITY_POSTED = 0.5
+AFFINITY_ENGAGED = 0.3
+# How many recent rows of each signal feed the affinity (bounds the refresh).
+AFFINITY_ROWS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class SocialSignals:
+    """Who the viewer talks to and engages with, outside the friend graph."""
+
+    # Other user -> messages they sent in a direct or group chat where the viewer wrote too.
+    messages: dict[uuid.UUID, int]
+    # Other user -> likes and comments between the two on each other's posts.
+    engagement: dict[uuid.UUID, int]
+
+    def contacts(self) -> set[uuid.UUID]:
+        """Everyone with at least one message or engagement."""
+        return set(self.messages) | set(self.engagement)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +117,95 @@ async def load_viewer(session: AsyncSession, user: User) -> scoring.Viewer:
         premium_tier=user.premium_tier,
         home=(float(home[0]), float(home[1])) if home[0] is not None else None,
         clubs=dict(clubs.all()),
+        tag_affinity=await tag_affinity(session, user.id),
     )
+
+
+async def tag_affinity(session: AsyncSession, user_id: uuid.UUID) -> dict[str, float]:
+    """Tag -> weight from the user's recent check-ins and RSVPs, posts, and likes/comments on tagged posts."""
+    weights: defaultdict[str, float] = defaultdict(float)
+    rsvps = await session.execute(
+        select(Event.tags, Rsvp.checked_in_at.is_not(None))
+        .join(Rsvp, Rsvp.event_id == Event.id)
+        .where(Rsvp.user_id == user_id, or_(Rsvp.checked_in_at.is_not(None), Rsvp.status.in_(ATTENDING)))
+        .order_by(Rsvp.id.desc())
+        .limit(AFFINITY_ROWS)
+    )
+    for tags, checked_in in rsvps.all():
+        for t in tags:
+            weights[t.lower()] += AFFINITY_CHECKED_IN if checked_in else AFFINITY_RSVP
+    posted = await session.scalars(
+        select(Post.tags)
+        .where(Post.author_id == user_id, Post.deleted_at.is_(None))
+        .order_by(Post.id.desc())
+        .limit(AFFINITY_ROWS)
+    )
+    engaged = await session.scalars(
+        select(Post.tags)
+        .where(
+            Post.deleted_at.is_(None),
+            Post.author_id != user_id,
+            or_(
+                exists().where(PostReaction.post_id == Post.id, PostReaction.user_id == user_id),
+                exists().where(Comment.post_id == Post.id, Comment.author_id == user_id, Comment.deleted_at.is_(None)),
+            ),
+        )
+        .order_by(Post.id.desc())
+        .limit(AFFINITY_ROWS)
+    )
+    for weight, rows in ((AFFINITY_POSTED, posted), (AFFINITY_ENGAGED, engaged)):
+        for tags in rows:
+            for t in tags:
+                weights[t.lower()] += weight
+    return dict(weights)
+
+
+async def social_signals(session: AsyncSession, user_id: uuid.UUID) -> SocialSignals:
+    """Message partners (direct/group chats where both wrote) and post engagement in both directions."""
+    my_chats = (
+        select(ChatParticipant.chat_id)
+        .join(Chat, Chat.id == ChatParticipant.chat_id)
+        .where(ChatParticipant.user_id == user_id, Chat.type.in_([ChatType.DIRECT.value, ChatType.GROUP.value]))
+    )
+    # A chat counts only when the viewer wrote in it too: being messaged is not an exchange.
+    i_wrote = select(ChatMessage.chat_id).where(ChatMessage.sender_id == user_id, ChatMessage.chat_id.in_(my_chats))
+    rows = await session.execute(
+        select(ChatMessage.sender_id, func.count())
+        .where(
+            ChatMessage.chat_id.in_(i_wrote),
+            ChatMessage.sender_id != user_id,
+            ChatMessage.deleted_at.is_(None),
+        )
+        .group_by(ChatMessage.sender_id)
+        .order_by(func.count().desc())
+        .limit(CANDIDATE_CAP)
+    )
+    messages = {sender: int(n) for sender, n in rows.all()}
+    engagement: Counter[uuid.UUID] = Counter()
+    live = Post.deleted_at.is_(None)
+    for query in (
+        # Mine on theirs, then theirs on mine.
+        select(Post.author_id, func.count())
+        .join(PostReaction, PostReaction.post_id == Post.id)
+        .where(PostReaction.user_id == user_id, live)
+        .group_by(Post.author_id),
+        select(Post.author_id, func.count())
+        .join(Comment, Comment.post_id == Post.id)
+        .where(Comment.author_id == user_id, Comment.deleted_at.is_(None), live)
+        .group_by(Post.author_id),
+        select(PostReaction.user_id, func.count())
+        .join(Post, PostReaction.post_id == Post.id)
+        .where(Post.author_id == user_id, live)
+        .group_by(PostReaction.user_id),
+        select(Comment.author_id, func.count())
+        .join(Post, Comment.post_id == Post.id)
+        .where(Post.author_id == user_id, Comment.deleted_at.is_(None), live)
+        .group_by(Comment.author_id),
+    ):
+        for other, n in (await session.execute(query.limit(CANDIDATE_CAP))).all():
+            if other != user_id:
+                engagement[other] += int(n)
+    return SocialSignals(messages=messages, engagement=dict(engagement))
 
 
 async def _dismissed(session: AsyncSession, user_id: uuid.UUID, kind: RecKind) -> set[uuid.UUID]:
@@ -107,9 +218,13 @@ async def _dismissed(session: AsyncSession, user_id: uuid.UUID, kind: RecKind) -
 
 
 async def load_event_candidates(
-    session: AsyncSession, viewer: scoring.Viewer, friends: set[uuid.UUID], now: datetime
+    session: AsyncSession,
+    viewer: scoring.Viewer,
+    friends: set[uuid.UUID],
+    now: datetime,
+    contacts: set[uuid.UUID] | None = None,
 ) -> list[scoring.EventCandidate]:
-    """Upcoming, visible, not full events from the user's city, clubs, friends, interests or the trending list."""
+    """Upcoming, visible, not full events from the user's city, clubs, friends, contacts, interests or affinities."""
     attendees = (
         select(Rsvp.event_id, func.count().label("n"))
         .where(Rsvp.status == RsvpStatus.CONFIRMED.value)
@@ -122,18 +237,30 @@ async def load_event_candidates(
         .group_by(Rsvp.event_id)
         .subquery()
     )
+    contact_rsvps = (
+        select(Rsvp.event_id, func.count().label("n"))
+        .where(Rsvp.user_id.in_((contacts or set()) - friends or {uuid.UUID(int=0)}), Rsvp.status.in_(ATTENDING))
+        .group_by(Rsvp.event_id)
+        .subquery()
+    )
     mine = select(Rsvp.event_id).where(Rsvp.user_id == viewer.user_id)
     my_clubs = list(viewer.clubs) or [uuid.UUID(int=0)]
-    sources: list[ColumnElement[bool]] = [Event.club_id.in_(my_clubs), friend_rsvps.c.n.is_not(None)]
+    sources: list[ColumnElement[bool]] = [
+        Event.club_id.in_(my_clubs),
+        friend_rsvps.c.n.is_not(None),
+        contact_rsvps.c.n.is_not(None),
+    ]
     if viewer.city:
         sources.append(func.lower(Event.city) == viewer.city.strip().lower())
-    if viewer.interests:
-        sources.append(Event.tags.overlap(sorted(viewer.interests)))
+    liked_tags = viewer.interests | {t for t, w in viewer.tag_affinity.items() if w >= AFFINITY_RSVP}
+    if liked_tags:
+        sources.append(Event.tags.overlap(sorted(liked_tags)))
     query = (
-        select(Event, Club.name, Club.required_tier, attendees.c.n, friend_rsvps.c.n)
+        select(Event, Club.name, Club.required_tier, attendees.c.n, friend_rsvps.c.n, contact_rsvps.c.n)
         .outerjoin(Club, Club.id == Event.club_id)
         .outerjoin(attendees, attendees.c.event_id == Event.id)
         .outerjoin(friend_rsvps, friend_rsvps.c.event_id == Event.id)
+        .outerjoin(contact_rsvps, contact_rsvps.c.event_id == Event.id)
         .where(
             Event.status == EventStatus.PUBLISHED.value,
             Event.start_time > now,
@@ -161,7 +288,7 @@ async def load_event_candidates(
         .limit(CANDIDATE_CAP)
     )
     out = []
-    for event, club_name, club_tier, attending, friends_going in (await session.execute(query)).all():
+    for event, club_name, club_tier, attending, friends_going, contacts_going in (await session.execute(query)).all():
         out.append(
             scoring.EventCandidate(
                 id=event.id,
@@ -177,6 +304,7 @@ async def load_event_candidates(
                 published_at=event.published_at,
                 friends_attending=int(friends_going or 0),
                 required_tier=scoring.stricter_tier(event.required_tier, club_tier),
+                contacts_attending=int(contacts_going or 0),
             )
         )
     return out
@@ -204,9 +332,14 @@ async def excluded_people(session: AsyncSession, user_id: uuid.UUID) -> set[uuid
 
 
 async def load_person_candidates(
-    session: AsyncSession, viewer: scoring.Viewer, friends: set[uuid.UUID], excluded: set[uuid.UUID]
+    session: AsyncSession,
+    viewer: scoring.Viewer,
+    friends: set[uuid.UUID],
+    excluded: set[uuid.UUID],
+    signals: SocialSignals | None = None,
 ) -> list[scoring.PersonCandidate]:
-    """People sharing clubs, friends, events, the city or interests with the user."""
+    """People sharing clubs, friends, events, chats, post engagement, the city or interests with the user."""
+    signals = signals or SocialSignals(messages={}, engagement={})
     none = [uuid.UUID(int=0)]
     fof: Counter[uuid.UUID] = Counter()
     if friends:
@@ -241,6 +374,14 @@ async def load_person_candidates(
         .limit(CANDIDATE_CAP)
     )
     co = {u: int(n) for u, n in co_rows.all() if u not in excluded}
+    my_check_ins = select(Rsvp.event_id).where(Rsvp.user_id == viewer.user_id, Rsvp.checked_in_at.is_not(None))
+    checked_rows = await session.execute(
+        select(Rsvp.user_id, func.count())
+        .where(Rsvp.event_id.in_(my_check_ins), Rsvp.checked_in_at.is_not(None))
+        .group_by(Rsvp.user_id)
+        .limit(CANDIDATE_CAP)
+    )
+    co_checked = {u: int(n) for u, n in checked_rows.all() if u not in excluded}
     near_conditions = []
     if viewer.city:
         near_conditions.append(func.lower(User.city) == viewer.city.strip().lower())
@@ -256,7 +397,7 @@ async def load_person_candidates(
                 .limit(CANDIDATE_CAP)
             )
         )
-    ids = (set(fof) | set(shared) | set(co) | near) - excluded
+    ids = (set(fof) | set(shared) | set(co) | set(co_checked) | signals.contacts() | near) - excluded
     if not ids:
         return []
     vouched = set(
@@ -280,6 +421,9 @@ async def load_person_candidates(
             co_attended=co.get(u.id, 0),
             vouched=u.id in vouched,
             last_active_at=u.last_active_at,
+            co_checked_in=co_checked.get(u.id, 0),
+            messages=signals.messages.get(u.id, 0),
+            engagement=signals.engagement.get(u.id, 0),
         )
         for u in users
     ]
@@ -348,19 +492,20 @@ async def compute(session: AsyncSession, user: User, now: datetime) -> Computed:
     """Score every candidate of every kind for ``user`` and keep the best of each."""
     viewer = await load_viewer(session, user)
     friends = await friends_of(session, user.id)
+    excluded = await excluded_people(session, user.id)
+    signals = await social_signals(session, user.id)
     dismissed_events = await _dismissed(session, user.id, RecKind.EVENT)
     events = [
         scoring.score_event(viewer, e, now)
-        for e in await load_event_candidates(session, viewer, friends, now)
+        for e in await load_event_candidates(session, viewer, friends, now, signals.contacts() - excluded)
         if e.id not in dismissed_events and scoring.event_allowed(viewer, e)
     ]
     prompts = await active_prompts(session)
     fallback = prompt_of_day(prompts, now.date())
     topics = topic_prompts(prompts)
-    excluded = await excluded_people(session, user.id)
     people = [
         scoring.score_person(viewer, p, now, topics, fallback.text if fallback else FALLBACK_PROMPT)
-        for p in await load_person_candidates(session, viewer, friends, excluded)
+        for p in await load_person_candidates(session, viewer, friends, excluded, signals)
     ]
     clubs = [
         scoring.score_club(viewer, c)

@@ -17,6 +17,8 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    Uuid,
+    func,
     text,
     true,
 )
@@ -24,6 +26,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.base import Base, Timestamps, UUIDv7Key
+from shared.domain.moderation.models import CaseStatus
 from shared.domain.users.models import User
 
 
@@ -144,6 +147,11 @@ class Place(UUIDv7Key, Timestamps, Base):
     media_urls: Mapped[list[str]] = mapped_column(ARRAY(String(1024)), server_default="{}")
     is_premium: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     deleted_at: Mapped[datetime | None]
+    # Uploaded media attached to the place (owned by its curator, ready), in display order.
+    media_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), server_default="{}")
+    # Hidden by a moderator: gone from every read, the map and lists, until restored.
+    hidden_at: Mapped[datetime | None]
+    hidden_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class CuratedList(UUIDv7Key, Timestamps, Base):
@@ -156,6 +164,8 @@ class CuratedList(UUIDv7Key, Timestamps, Base):
     description: Mapped[str | None] = mapped_column(String(2000))
     city: Mapped[str | None] = mapped_column(String(120))
     deleted_at: Mapped[datetime | None]
+    hidden_at: Mapped[datetime | None]
+    hidden_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class CuratedListItem(Base):
@@ -172,3 +182,50 @@ class CuratedListItem(Base):
     place_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("places.id", ondelete="CASCADE"), primary_key=True)
     position: Mapped[int]
     note: Mapped[str | None] = mapped_column(String(1000))
+
+
+class ContentCaseAction(StrEnum):
+    """How a moderator settles a report on a place or list."""
+
+    HIDE = "hide"
+    REMOVE = "remove"
+    DISMISS = "dismiss"
+
+
+class ContentCase(UUIDv7Key, Base):
+    """A user's report on a place or a curated list (exactly one of the two), reviewed by moderators."""
+
+    __tablename__ = "discovery_moderation_cases"
+    __table_args__ = (
+        CheckConstraint("num_nonnulls(place_id, list_id) = 1", name="one_target"),
+        CheckConstraint(_in("status", CaseStatus), name="status"),
+        CheckConstraint(f"resolution IS NULL OR {_in('resolution', ContentCaseAction)}", name="resolution"),
+        CheckConstraint("(status = 'open') = (resolved_at IS NULL)", name="resolved"),
+        # One open report per reporter and target: concurrent repeats collapse onto it.
+        Index(
+            "uq_discovery_moderation_cases_open_place",
+            "place_id",
+            "reporter_id",
+            unique=True,
+            postgresql_where=text("status = 'open' AND place_id IS NOT NULL"),
+        ),
+        Index(
+            "uq_discovery_moderation_cases_open_list",
+            "list_id",
+            "reporter_id",
+            unique=True,
+            postgresql_where=text("status = 'open' AND list_id IS NOT NULL"),
+        ),
+        Index("ix_discovery_moderation_cases_open", "id", postgresql_where=text("status = 'open'")),
+    )
+
+    place_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("places.id", ondelete="CASCADE"))
+    list_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("curated_lists.id", ondelete="CASCADE"))
+    reporter_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), server_default=CaseStatus.OPEN.value)
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(String(1000))
+    resolved_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    resolved_at: Mapped[datetime | None]

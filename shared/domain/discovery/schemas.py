@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from shared.domain.media.schemas import MediaView
+
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
 Category = Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9 _-]*$")]
 City = Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
@@ -15,6 +17,7 @@ Latitude = Annotated[float, msgspec.Meta(ge=-90, le=90)]
 Longitude = Annotated[float, msgspec.Meta(ge=-180, le=180)]
 MediaUrl = Annotated[str, msgspec.Meta(max_length=1024, pattern=r"^https?://\S+$")]
 Note = Annotated[str, msgspec.Meta(max_length=1000)]
+MediaIds = Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]], msgspec.Meta(max_length=10)]
 
 
 class PersonRecommendation(msgspec.Struct):
@@ -90,6 +93,8 @@ class PlaceCreate(msgspec.Struct, forbid_unknown_fields=True):
     description: Description | None = None
     media_urls: Annotated[list[MediaUrl], msgspec.Meta(max_length=10)] = msgspec.field(default_factory=list)
     is_premium: bool = False
+    # Uploads (purpose ``place``) the caller owns and that are ready, in display order.
+    media_ids: MediaIds = msgspec.field(default_factory=list)
 
 
 class PlaceUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -100,6 +105,7 @@ class PlaceUpdate(msgspec.Struct, forbid_unknown_fields=True):
     description: Description | msgspec.UnsetType | None = msgspec.UNSET
     media_urls: Annotated[list[MediaUrl], msgspec.Meta(max_length=10)] | msgspec.UnsetType = msgspec.UNSET
     is_premium: bool | msgspec.UnsetType = msgspec.UNSET
+    media_ids: MediaIds | msgspec.UnsetType = msgspec.UNSET
 
 
 class PlaceOut(msgspec.Struct):
@@ -116,6 +122,9 @@ class PlaceOut(msgspec.Struct):
     is_premium: bool
     created_by: str
     created_at: datetime
+    media_ids: list[str] = msgspec.field(default_factory=list)
+    # The attached uploads that are ready, with their URLs.
+    media: list[MediaView] = msgspec.field(default_factory=list)
 
 
 class ListItemIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -180,3 +189,32 @@ class MapView(msgspec.Struct):
 
     pins: list[MapPin]
     truncated: bool
+
+
+class ContentReportRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Why the caller reports a place or a list."""
+
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+
+
+class ContentResolveRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """A moderator's decision on a report: hide the item, remove it, or close the report without action."""
+
+    action: Literal["hide", "remove", "dismiss"]
+    note: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+
+
+class ContentCaseView(msgspec.Struct, kw_only=True):
+    """A report on a place or a list (one of ``place_id``/``list_id``) and where it stands."""
+
+    id: str
+    place_id: str | None
+    list_id: str | None
+    reporter_id: str
+    reason: str
+    status: str
+    resolution: str | None
+    note: str | None
+    resolved_by: str | None
+    created_at: datetime
+    resolved_at: datetime | None

@@ -29,6 +29,11 @@ EVENT_WEIGHTS: dict[str, float] = {
     # A paid boost's share is added at read time while the boost is live (see ``boost_share``), so a
     # stored list never shows a boost before its window or after it.
     "boost": 0.15,
+    # What the viewer did: tags of events they checked in at (more) or RSVPed to, and of posts they wrote,
+    # liked or commented on.
+    "affinity": 0.14,
+    # People the viewer chats with or engages with (not friends) going to the event.
+    "contacts": 0.12,
 }
 PERSON_WEIGHTS: dict[str, float] = {
     "interests": 0.24,
@@ -38,7 +43,13 @@ PERSON_WEIGHTS: dict[str, float] = {
     "city": 0.10,
     "vouch": 0.06,
     "activity": 0.06,
+    # Messages exchanged in a direct or group chat the two share.
+    "messages": 0.16,
+    # Likes and comments between the two on each other's posts.
+    "engagement": 0.10,
 }
+# An event both checked in at counts this many times an event both only RSVPed to.
+CHECK_IN_WEIGHT = 2.0
 CLUB_WEIGHTS: dict[str, float] = {
     "interest": 0.35,
     "friends": 0.25,
@@ -61,6 +72,8 @@ class Viewer:
     # Where the user usually goes (centroid of their events), else None.
     home: tuple[float, float] | None = None
     clubs: Mapping[uuid.UUID, str] = field(default_factory=dict)
+    # Tag -> weight from the viewer's check-ins, RSVPs, posts and reactions (see the engine).
+    tag_affinity: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +96,8 @@ class EventCandidate:
     required_tier: str | None = None
     # 1.0 while a paid boost is active; see EVENT_WEIGHTS.
     boost: float = 0.0
+    # People the viewer messages or engages with (not friends) who are going.
+    contacts_attending: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +113,10 @@ class PersonCandidate:
     co_attended: int
     vouched: bool
     last_active_at: datetime | None
+    # Events both checked in at (a subset of ``co_attended``), messages exchanged, likes/comments between them.
+    co_checked_in: int = 0
+    messages: int = 0
+    engagement: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +213,8 @@ def event_features(viewer: Viewer, event: EventCandidate, now: datetime) -> dict
         "popularity": saturate(event.attendee_count, 15.0),
         "recency": math.exp(-max(age_days, 0.0) / 7.0),
         "boost": event.boost,
+        "affinity": saturate(sum(viewer.tag_affinity.get(t, 0.0) for t in event.tags), 1.5),
+        "contacts": saturate(event.contacts_attending, 0.7),
     }
 
 
@@ -218,6 +239,12 @@ def event_reason(name: str | None, viewer: Viewer, event: EventCandidate) -> str
             return "Newly announced"
         case "boost":
             return "Sponsored"
+        case "affinity":
+            affinity = viewer.tag_affinity
+            liked = max(event.tags & affinity.keys(), key=lambda t: (affinity[t], t), default=None)
+            return f"Based on your {liked} activity" if liked else "Based on your activity"
+        case "contacts":
+            return "People you talk to are going"
     return f"Upcoming in {city}" if city else "Upcoming"
 
 
@@ -244,10 +271,13 @@ def person_features(viewer: Viewer, person: PersonCandidate, now: datetime) -> d
         "interests": min(overlap, 1.0),
         "clubs": saturate(len(person.shared_clubs), 1.0),
         "friends_of_friends": saturate(person.mutual_friends, 1.5),
-        "co_attended": saturate(person.co_attended, 1.0),
+        # Attending together counts more when both actually checked in.
+        "co_attended": saturate(person.co_attended + (CHECK_IN_WEIGHT - 1.0) * person.co_checked_in, 1.0),
         "city": 1.0 if _same_city(viewer.city, person.city) else 0.0,
         "vouch": 1.0 if person.vouched else 0.0,
         "activity": activity,
+        "messages": saturate(person.messages, 4.0),
+        "engagement": saturate(person.engagement, 2.0),
     }
 
 
@@ -278,6 +308,8 @@ def score_person(
         "city": f"Also in {person.city}",
         "vouch": "Vouched for in your circle",
         "activity": "Active lately",
+        "messages": "You've been chatting",
+        "engagement": "You engage with each other's posts",
     }
     return Scored(
         target_id=person.id,

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
 
 import msgspec
-from sqlalchemy import and_, case, delete, exists, func, or_, select
+from sqlalchemy import and_, case, delete, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement, SQLCoreOperations
@@ -22,6 +22,8 @@ from shared.domain.discovery import scoring
 from shared.domain.discovery.engine import refresh_user
 from shared.domain.discovery.icebreakers import active_prompts, prompt_of_day
 from shared.domain.discovery.models import (
+    ContentCase,
+    ContentCaseAction,
     CuratedList,
     CuratedListItem,
     Place,
@@ -33,6 +35,9 @@ from shared.domain.discovery.models import (
 )
 from shared.domain.discovery.schemas import (
     ClubRecommendation,
+    ContentCaseView,
+    ContentReportRequest,
+    ContentResolveRequest,
     DismissRequest,
     EventRecommendation,
     Icebreaker,
@@ -50,10 +55,15 @@ from shared.domain.discovery.schemas import (
     PlaceUpdate,
 )
 from shared.domain.events.models import Event, EventStatus, Visibility
+from shared.domain.media.models import Purpose
+from shared.domain.media.schemas import MediaView
+from shared.domain.media.services import MediaService
+from shared.domain.moderation.cases import write_audit
+from shared.domain.moderation.models import AuditAction, CaseStatus
 from shared.domain.payments.boosts import boosted_event_filter
 from shared.domain.social.models import Block, FriendRequest, FriendRequestStatus, Friendship
 from shared.domain.users.models import AccountStatus, Role, User
-from shared.errors import FieldError, InvalidInput, NotFound, PermissionDenied
+from shared.errors import Conflict, FieldError, InvalidInput, NotFound, PermissionDenied
 from shared.pagination import Page, clamp_limit, decode_cursor, make_page
 
 TIME_RANGES = ("today", "week", "weekend", "month")
@@ -121,7 +131,8 @@ def _decode_body_id(prefix: ids.Prefix, field: str, value: str) -> uuid.UUID:
         raise InvalidInput(errors=[FieldError(field, f"not a valid {prefix.value}_ id")]) from None
 
 
-def _place_out(place: Place) -> PlaceOut:
+def _place_out(place: Place, media: dict[uuid.UUID, MediaView] | None = None) -> PlaceOut:
+    views = media or {}
     return PlaceOut(
         id=ids.encode(ids.Prefix.PLACE, place.id),
         name=place.name,
@@ -134,15 +145,70 @@ def _place_out(place: Place) -> PlaceOut:
         is_premium=place.is_premium,
         created_by=ids.encode(ids.Prefix.USER, place.created_by),
         created_at=place.created_at,
+        media_ids=[ids.encode(ids.Prefix.MEDIA, m) for m in place.media_ids],
+        media=[views[m] for m in place.media_ids if m in views],
     )
+
+
+async def _media_views(media: MediaService | None, places: Sequence[Place]) -> dict[uuid.UUID, MediaView]:
+    """Ready media of ``places`` by id (none when the service runs without media, as in workers)."""
+    wanted = [m for p in places for m in p.media_ids]
+    if media is None or not wanted:
+        return {}
+    return await media.views(wanted)
+
+
+def _media_ids(values: Sequence[str]) -> list[uuid.UUID]:
+    decoded = [_decode_body_id(ids.Prefix.MEDIA, f"media_ids[{i}]", v) for i, v in enumerate(values)]
+    if len(set(decoded)) != len(decoded):
+        raise InvalidInput(errors=[FieldError("media_ids", "a media item may appear once")])
+    return decoded
+
+
+def _case_view(case: ContentCase) -> ContentCaseView:
+    return ContentCaseView(
+        id=ids.encode(ids.Prefix.CASE, case.id),
+        place_id=ids.encode(ids.Prefix.PLACE, case.place_id) if case.place_id else None,
+        list_id=ids.encode(ids.Prefix.LIST, case.list_id) if case.list_id else None,
+        reporter_id=ids.encode(ids.Prefix.USER, case.reporter_id),
+        reason=case.reason,
+        status=case.status,
+        resolution=case.resolution,
+        note=case.note,
+        resolved_by=ids.encode(ids.Prefix.USER, case.resolved_by) if case.resolved_by else None,
+        created_at=case.created_at,
+        resolved_at=case.resolved_at,
+    )
+
+
+_CONTENT_AUDIT = {
+    ("place", ContentCaseAction.HIDE): AuditAction.PLACE_HIDE,
+    ("place", ContentCaseAction.REMOVE): AuditAction.PLACE_REMOVE,
+    ("list", ContentCaseAction.HIDE): AuditAction.LIST_HIDE,
+    ("list", ContentCaseAction.REMOVE): AuditAction.LIST_REMOVE,
+    ("place", ContentCaseAction.DISMISS): AuditAction.CONTENT_DISMISS,
+    ("list", ContentCaseAction.DISMISS): AuditAction.CONTENT_DISMISS,
+}
 
 
 class DiscoveryService:
     """Recommendations, icebreakers, places, lists and the map; each verb is one transaction."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Callable[[], datetime] = utcnow,
+        media: MediaService | None = None,
+    ) -> None:
         self._sessions = sessions
         self._clock = clock
+        # Place media; optional so workers (which only refresh recommendations) need no object store.
+        self._media = media
+
+    def _media_service(self) -> MediaService:
+        if self._media is None:
+            raise RuntimeError("DiscoveryService was built without a MediaService; place media needs one")
+        return self._media
 
     # ---- recommendations -----------------------------------------------------------------
 
@@ -376,6 +442,7 @@ class DiscoveryService:
     async def create_place(self, actor: AccessClaims, data: PlaceCreate) -> PlaceOut:
         """Add a place (curators and admins)."""
         _require_curator(actor)
+        media_ids = _media_ids(data.media_ids)
         async with self._sessions.begin() as session:
             place = Place(
                 created_by=actor.user_id,
@@ -387,23 +454,30 @@ class DiscoveryService:
                 description=data.description,
                 media_urls=list(data.media_urls),
                 is_premium=data.is_premium,
+                media_ids=media_ids,
             )
             session.add(place)
             await session.flush()
+            if media_ids:
+                # Owned and ready uploads only (404 media_not_found / 422 media_not_ready), as posts attach media.
+                await self._media_service().claim_for_attachment(
+                    session, actor.user_id, media_ids, Purpose.PLACE, place.id
+                )
             await session.refresh(place)
-            return _place_out(place)
+        return _place_out(place, await _media_views(self._media, [place]))
 
     async def get_place(self, actor: AccessClaims, place_id: uuid.UUID) -> PlaceOut:
         """One place."""
         async with self._sessions() as session:
-            return _place_out(await _live_place(session, place_id))
+            place = await _live_place(session, place_id)
+        return _place_out(place, await _media_views(self._media, [place]))
 
     async def list_places(
         self, actor: AccessClaims, city: str | None, category: str | None, cursor: str | None, limit: int | None
     ) -> Page[PlaceOut]:
         """Places, newest first, by city and category."""
         size = clamp_limit(limit)
-        query = select(Place).where(Place.deleted_at.is_(None))
+        query = select(Place).where(Place.deleted_at.is_(None), Place.hidden_at.is_(None))
         if city and city.strip():
             query = query.where(func.lower(Place.city) == city.strip().lower())
         if category:
@@ -413,20 +487,28 @@ class DiscoveryService:
         async with self._sessions() as session:
             rows = list(await session.scalars(query.order_by(Place.id.desc()).limit(size + 1)))
         page = make_page(rows, size, lambda p: _IdKey(id=p.id))
-        return Page(items=[_place_out(p) for p in page.items], next_cursor=page.next_cursor)
+        media = await _media_views(self._media, page.items)
+        return Page(items=[_place_out(p, media) for p in page.items], next_cursor=page.next_cursor)
 
     async def update_place(self, actor: AccessClaims, place_id: uuid.UUID, patch: PlaceUpdate) -> PlaceOut:
         """Change a place: its curator or an admin."""
         values = {f: v for f in patch.__struct_fields__ if (v := getattr(patch, f)) is not msgspec.UNSET}
+        raw_media = values.pop("media_ids", None)
+        wanted = _media_ids(raw_media) if raw_media is not None else None
         async with self._sessions.begin() as session:
             place = await _live_place(session, place_id, lock=True)
             if place.created_by != actor.user_id and Role.ADMIN.value not in actor.roles:
                 raise PermissionDenied("only the place's curator can change it", code="not_allowed")
             for field, value in values.items():
                 setattr(place, field, value)
+            if wanted is not None:
+                media = self._media_service()
+                await media.claim_for_attachment(session, actor.user_id, wanted, Purpose.PLACE, place.id)
+                await media.release_attachment(session, Purpose.PLACE, place.id, keep=wanted)
+                place.media_ids = wanted
             await session.flush()
             await session.refresh(place)
-            return _place_out(place)
+        return _place_out(place, await _media_views(self._media, [place]))
 
     async def delete_place(self, actor: AccessClaims, place_id: uuid.UUID) -> None:
         """Remove a place: its curator, or a moderator (as with posts)."""
@@ -435,6 +517,11 @@ class DiscoveryService:
             if place.created_by != actor.user_id and not MODERATOR_ROLES & set(actor.roles):
                 raise PermissionDenied("only the curator or a moderator can remove a place", code="not_allowed")
             place.deleted_at = self._clock()
+            if place.created_by != actor.user_id:
+                await write_audit(session, actor.user_id, AuditAction.PLACE_REMOVE, place.id)
+            elif place.media_ids and self._media is not None:
+                # The curator's own removal takes its media with it, as a deleted post's does.
+                await self._media.discard_attached(session, Purpose.PLACE, place.id)
 
     # ---- curated lists -------------------------------------------------------------------
 
@@ -452,19 +539,19 @@ class DiscoveryService:
             await session.flush()
             await session.refresh(lst)
             await _write_items(session, lst.id, data.items)
-            return await _list_out(session, lst)
+            return await _list_out(session, lst, self._media)
 
     async def get_list(self, actor: AccessClaims, list_id: uuid.UUID) -> ListOut:
         """A list with its places in order (removed places drop out)."""
         async with self._sessions() as session:
-            return await _list_out(session, await _live_list(session, list_id))
+            return await _list_out(session, await _live_list(session, list_id), self._media)
 
     async def list_lists(
         self, actor: AccessClaims, city: str | None, curator: uuid.UUID | None, cursor: str | None, limit: int | None
     ) -> Page[ListOut]:
         """Lists, newest first, by city or curator."""
         size = clamp_limit(limit)
-        query = select(CuratedList).where(CuratedList.deleted_at.is_(None))
+        query = select(CuratedList).where(CuratedList.deleted_at.is_(None), CuratedList.hidden_at.is_(None))
         if city and city.strip():
             query = query.where(func.lower(CuratedList.city) == city.strip().lower())
         if curator is not None:
@@ -474,7 +561,7 @@ class DiscoveryService:
         async with self._sessions() as session:
             rows = list(await session.scalars(query.order_by(CuratedList.id.desc()).limit(size + 1)))
             page = make_page(rows, size, lambda x: _IdKey(id=x.id))
-            items = [await _list_out(session, x) for x in page.items]
+            items = [await _list_out(session, x, self._media) for x in page.items]
         return Page(items=items, next_cursor=page.next_cursor)
 
     async def update_list(self, actor: AccessClaims, list_id: uuid.UUID, patch: ListUpdate) -> ListOut:
@@ -491,7 +578,7 @@ class DiscoveryService:
                 await session.execute(delete(CuratedListItem).where(CuratedListItem.list_id == lst.id))
                 await _write_items(session, lst.id, patch.items)
             await session.flush()
-            return await _list_out(session, lst)
+            return await _list_out(session, lst, self._media)
 
     async def delete_list(self, actor: AccessClaims, list_id: uuid.UUID) -> None:
         """Remove a list: its curator or a moderator."""
@@ -500,6 +587,128 @@ class DiscoveryService:
             if lst.curator_id != actor.user_id and not MODERATOR_ROLES & set(actor.roles):
                 raise PermissionDenied("only the curator or a moderator can remove a list", code="not_allowed")
             lst.deleted_at = self._clock()
+            if lst.curator_id != actor.user_id:
+                await write_audit(session, actor.user_id, AuditAction.LIST_REMOVE, lst.id)
+
+    # ---- moderation of places and lists ---------------------------------------------------
+
+    async def report(
+        self, actor: AccessClaims, kind: str, target_id: uuid.UUID, data: ContentReportRequest
+    ) -> tuple[ContentCaseView, bool]:
+        """Open a case on a place or list (``kind``); an open report of the caller's is returned as is (``False``)."""
+        reason = data.reason.strip()
+        if not reason:
+            raise InvalidInput(errors=[FieldError("reason", "must not be blank")])
+        async with self._sessions.begin() as session:
+            if kind == "place":
+                owner = (await _live_place(session, target_id)).created_by
+                column, where = ContentCase.place_id, ContentCase.place_id.is_not(None)
+            else:
+                owner = (await _live_list(session, target_id)).curator_id
+                column, where = ContentCase.list_id, ContentCase.list_id.is_not(None)
+            if owner == actor.user_id:
+                raise InvalidInput(f"you cannot report your own {kind}", code=f"cannot_report_own_{kind}")
+            # The partial unique index decides between concurrent reports by the same user.
+            created = await session.scalar(
+                pg_insert(ContentCase)
+                .values({column.key: target_id, "id": ids.uuid7(), "reporter_id": actor.user_id, "reason": reason})
+                .on_conflict_do_nothing(
+                    index_elements=[column.key, "reporter_id"],
+                    index_where=and_(ContentCase.status == CaseStatus.OPEN.value, where),
+                )
+                .returning(ContentCase.id)
+            )
+            case = await session.scalar(
+                select(ContentCase).where(
+                    column == target_id,
+                    ContentCase.reporter_id == actor.user_id,
+                    ContentCase.status == CaseStatus.OPEN.value,
+                )
+            )
+            assert case is not None
+            return _case_view(case), created is not None
+
+    async def list_cases(
+        self, actor: AccessClaims, status: str | None, cursor: str | None, limit: int | None
+    ) -> Page[ContentCaseView]:
+        """Reports on places and lists, newest first (moderators); ``status`` is open (default), resolved or all."""
+        _require_moderator(actor)
+        wanted = status or CaseStatus.OPEN.value
+        if wanted not in ("open", "resolved", "all"):
+            raise InvalidInput(errors=[FieldError("status", "one of open, resolved, all")])
+        size = clamp_limit(limit)
+        query = select(ContentCase).order_by(ContentCase.id.desc()).limit(size + 1)
+        if wanted != "all":
+            query = query.where(ContentCase.status == wanted)
+        if cursor is not None:
+            query = query.where(ContentCase.id < decode_cursor(cursor, _IdKey).id)
+        async with self._sessions() as session:
+            rows = list(await session.scalars(query))
+        page = make_page(rows, size, lambda c: _IdKey(id=c.id))
+        return Page(items=[_case_view(c) for c in page.items], next_cursor=page.next_cursor)
+
+    async def resolve_case(
+        self, actor: AccessClaims, case_id: uuid.UUID, data: ContentResolveRequest
+    ) -> ContentCaseView:
+        """Hide or remove the reported item (settling every open report on it), or dismiss this report; audited."""
+        _require_moderator(actor)
+        action = ContentCaseAction(data.action)
+        note = data.note.strip() if data.note else None
+        async with self._sessions.begin() as session:
+            case = await session.scalar(select(ContentCase).where(ContentCase.id == case_id).with_for_update())
+            if case is None:
+                raise NotFound("no such case", code="case_not_found")
+            if case.status != CaseStatus.OPEN.value:
+                raise Conflict("this case is already resolved", code="case_already_resolved")
+            now = self._clock()
+            target: Place | CuratedList | None
+            if case.place_id is not None:
+                kind, target_id = "place", case.place_id
+                target = await session.scalar(select(Place).where(Place.id == target_id).with_for_update())
+                same_target = ContentCase.place_id == target_id
+            else:
+                assert case.list_id is not None
+                kind, target_id = "list", case.list_id
+                target = await session.scalar(select(CuratedList).where(CuratedList.id == target_id).with_for_update())
+                same_target = ContentCase.list_id == target_id
+            assert target is not None  # cases cascade with their target
+            if action == ContentCaseAction.HIDE and target.hidden_at is None:
+                target.hidden_at, target.hidden_by = now, actor.user_id
+            elif action == ContentCaseAction.REMOVE and target.deleted_at is None:
+                target.deleted_at = now
+            settled = same_target if action != ContentCaseAction.DISMISS else ContentCase.id == case.id
+            await session.execute(
+                update(ContentCase)
+                .where(settled, ContentCase.status == CaseStatus.OPEN.value)
+                .values(
+                    status=CaseStatus.RESOLVED.value,
+                    resolution=action.value,
+                    note=note,
+                    resolved_by=actor.user_id,
+                    resolved_at=now,
+                )
+            )
+            await write_audit(
+                session, actor.user_id, _CONTENT_AUDIT[(kind, action)], target_id, case_id=case.id, note=note
+            )
+            await session.refresh(case)
+            return _case_view(case)
+
+    async def restore(self, actor: AccessClaims, kind: str, target_id: uuid.UUID) -> None:
+        """Show a hidden place or list again (moderators); audited. Removed items stay removed."""
+        _require_moderator(actor)
+        model: type[Place] | type[CuratedList] = Place if kind == "place" else CuratedList
+        async with self._sessions.begin() as session:
+            restored = await session.scalar(
+                update(model)
+                .where(model.id == target_id, model.deleted_at.is_(None), model.hidden_at.is_not(None))
+                .values(hidden_at=None, hidden_by=None)
+                .returning(model.id)
+            )
+            if restored is None:
+                raise NotFound(f"no hidden {kind} with this id", code=f"{kind}_not_found")
+            action = AuditAction.PLACE_RESTORE if kind == "place" else AuditAction.LIST_RESTORE
+            await write_audit(session, actor.user_id, action, target_id)
 
     # ---- map -----------------------------------------------------------------------------
 
@@ -571,7 +780,9 @@ class DiscoveryService:
                     )
             if "places" in layers:
                 pquery = select(Place).where(
-                    Place.deleted_at.is_(None), func.point(Place.longitude, Place.latitude).op("<@")(box)
+                    Place.deleted_at.is_(None),
+                    Place.hidden_at.is_(None),
+                    func.point(Place.longitude, Place.latitude).op("<@")(box),
                 )
                 if category:
                     pquery = pquery.where(Place.category == category.strip().lower())
@@ -595,13 +806,18 @@ class DiscoveryService:
         return MapView(pins=pins, truncated=truncated)
 
 
+def _require_moderator(actor: AccessClaims) -> None:
+    if not MODERATOR_ROLES & set(actor.roles):
+        raise PermissionDenied("only moderators can do this", code="moderator_required")
+
+
 def _require_curator(actor: AccessClaims) -> None:
     if not CURATOR_ROLES & set(actor.roles):
         raise PermissionDenied("only curators can do this", code="curator_required")
 
 
 async def _live_place(session: AsyncSession, place_id: uuid.UUID, *, lock: bool = False) -> Place:
-    query = select(Place).where(Place.id == place_id, Place.deleted_at.is_(None))
+    query = select(Place).where(Place.id == place_id, Place.deleted_at.is_(None), Place.hidden_at.is_(None))
     place = await session.scalar(query.with_for_update() if lock else query)
     if place is None:
         raise NotFound("no such place", code="place_not_found")
@@ -609,7 +825,9 @@ async def _live_place(session: AsyncSession, place_id: uuid.UUID, *, lock: bool 
 
 
 async def _live_list(session: AsyncSession, list_id: uuid.UUID, *, lock: bool = False) -> CuratedList:
-    query = select(CuratedList).where(CuratedList.id == list_id, CuratedList.deleted_at.is_(None))
+    query = select(CuratedList).where(
+        CuratedList.id == list_id, CuratedList.deleted_at.is_(None), CuratedList.hidden_at.is_(None)
+    )
     lst = await session.scalar(query.with_for_update() if lock else query)
     if lst is None:
         raise NotFound("no such list", code="list_not_found")
@@ -622,7 +840,11 @@ async def _write_items(session: AsyncSession, list_id: uuid.UUID, items: Sequenc
     if len(set(place_ids)) != len(place_ids):
         raise InvalidInput(errors=[FieldError("items", "a place may appear once per list")])
     if place_ids:
-        found = set(await session.scalars(select(Place.id).where(Place.id.in_(place_ids), Place.deleted_at.is_(None))))
+        found = set(
+            await session.scalars(
+                select(Place.id).where(Place.id.in_(place_ids), Place.deleted_at.is_(None), Place.hidden_at.is_(None))
+            )
+        )
         missing = [i for i, pid in enumerate(place_ids) if pid not in found]
         if missing:
             raise InvalidInput(
@@ -634,19 +856,22 @@ async def _write_items(session: AsyncSession, list_id: uuid.UUID, items: Sequenc
     await session.flush()
 
 
-async def _list_out(session: AsyncSession, lst: CuratedList) -> ListOut:
-    rows = await session.execute(
-        select(CuratedListItem, Place)
-        .join(Place, Place.id == CuratedListItem.place_id)
-        .where(CuratedListItem.list_id == lst.id, Place.deleted_at.is_(None))
-        .order_by(CuratedListItem.position)
-    )
+async def _list_out(session: AsyncSession, lst: CuratedList, media_service: MediaService | None = None) -> ListOut:
+    rows = (
+        await session.execute(
+            select(CuratedListItem, Place)
+            .join(Place, Place.id == CuratedListItem.place_id)
+            .where(CuratedListItem.list_id == lst.id, Place.deleted_at.is_(None), Place.hidden_at.is_(None))
+            .order_by(CuratedListItem.position)
+        )
+    ).all()
+    media = await _media_views(media_service, [p for _, p in rows])
     return ListOut(
         id=ids.encode(ids.Prefix.LIST, lst.id),
         title=lst.title,
         description=lst.description,
         city=lst.city,
         curator_id=ids.encode(ids.Prefix.USER, lst.curator_id),
-        items=[ListItemOut(position=i.position, note=i.note, place=_place_out(p)) for i, p in rows.all()],
+        items=[ListItemOut(position=i.position, note=i.note, place=_place_out(p, media)) for i, p in rows],
         created_at=lst.created_at,
     )

@@ -31,6 +31,7 @@ class Purpose(StrEnum):
     EVENT = "event"
     MESSAGE = "message"
     CLUB = "club"
+    PLACE = "place"
 
 
 class MediaStatus(StrEnum):

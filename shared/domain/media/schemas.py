@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import msgspec
 
 MediaTypeName = Literal["photo", "video", "audio", "document"]
-PurposeName = Literal["avatar", "post", "event", "message", "club"]
+PurposeName = Literal["avatar", "post", "event", "message", "club", "place"]
 ContentType = Annotated[str, msgspec.Meta(min_length=3, max_length=100, pattern=r"^[\w.+-]+/[\w.+-]+$")]
 FileName = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 SizeBytes = Annotated[int, msgspec.Meta(ge=1)]

@@ -100,7 +100,9 @@ def object_prefix(purpose: Purpose, owner_id: uuid.UUID, target_id: uuid.UUID | 
     if purpose in _TARGET_PREFIX:
         assert target_id is not None
         return f"{purpose.value}-media/{ids.encode(_TARGET_PREFIX[purpose], target_id)}/{med}"
-    folder = {Purpose.AVATAR: "avatars", Purpose.POST: "posts", Purpose.MESSAGE: "messages"}[purpose]
+    folder = {Purpose.AVATAR: "avatars", Purpose.POST: "posts", Purpose.MESSAGE: "messages", Purpose.PLACE: "places"}[
+        purpose
+    ]
     return f"user-media/{ids.encode(ids.Prefix.USER, owner_id)}/{folder}/{med}"
 
 
@@ -120,7 +122,8 @@ def is_public(media: Media) -> bool:
         return False
     if Purpose(media.purpose) in PUBLIC_PURPOSES:
         return True
-    return media.purpose == Purpose.CLUB.value and media.attached_to_id is not None
+    # Place photos are public once attached to a place (places are public pages).
+    return media.purpose in (Purpose.CLUB.value, Purpose.PLACE.value) and media.attached_to_id is not None
 
 
 def is_moderator(claims: AccessClaims) -> bool:

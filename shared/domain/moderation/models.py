@@ -43,6 +43,14 @@ class AuditAction(StrEnum):
     MESSAGE_REMOVE = "message.remove"
     BLOCKLIST_ADD = "blocklist.add"
     BLOCKLIST_DELETE = "blocklist.delete"
+    # Places and curated lists (discovery), hidden or removed by a moderator, or a report dismissed.
+    PLACE_HIDE = "place.hide"
+    PLACE_REMOVE = "place.remove"
+    PLACE_RESTORE = "place.restore"
+    LIST_HIDE = "list.hide"
+    LIST_REMOVE = "list.remove"
+    LIST_RESTORE = "list.restore"
+    CONTENT_DISMISS = "content.dismiss"
 
 
 def _in(column: str, values: type[StrEnum]) -> str:
