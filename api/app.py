@@ -25,6 +25,13 @@ from api.controllers.payments import PaymentController, PlanController, UserSubs
 from api.controllers.posts import PostController
 from api.controllers.search import SearchController
 from api.controllers.social import FriendController, InviteController, UserGraphController, VouchController
+from api.controllers.tickets import (
+    EarningsController,
+    PayoutController,
+    TicketRefundController,
+    VenuePaymentController,
+    provide_ticket_service,
+)
 from api.controllers.users import UserController
 from api.deps import (
     provide_auth_service,
@@ -99,6 +106,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             HealthController,
             MetricsController,
             docs,
+            TicketRefundController,
+            EarningsController,
+            PayoutController,
+            VenuePaymentController,
         ],
         lifespan=[lifespan(settings)],
         dependencies={
@@ -120,6 +131,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "payment_service": Provide(provide_payment_service, sync_to_thread=False),
             "idempotency": Provide(provide_idempotency_guard, sync_to_thread=False),
             "caller": Provide(provide_caller, sync_to_thread=False),
+            "ticket_service": Provide(provide_ticket_service, sync_to_thread=False),
         },
         middleware=[
             request_context_middleware,

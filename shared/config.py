@@ -65,6 +65,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     chat_message_rate_limit: int = 20
     chat_message_rate_window_seconds: int = 10
     chat_typing_ttl_ms: int = 5000
+    # Paid tickets: how long a seat is held while its payment runs, how long a waitlist offer stays open,
+    # the platform's cut of each ticket (basis points) and who pays organizers out (manual | stripe_connect).
+    ticket_hold_seconds: int = 300
+    ticket_offer_seconds: int = 3600
+    platform_fee_bps: int = 500
+    payout_provider: str = "manual"
 
     def __post_init__(self) -> None:
         if len(self.jwt_secret) < 32:

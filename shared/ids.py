@@ -34,6 +34,8 @@ class Prefix(StrEnum):
     FRIEND_REQUEST = "frq"
     VOUCH = "vch"
     MODERATION_CASE = "mcase"
+    TICKET_PAYMENT = "tpay"
+    PAYOUT = "po"
 
 
 class InvalidId(ValueError):

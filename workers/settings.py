@@ -34,6 +34,7 @@ from workers.jobs.mail import SEND_EMAIL
 from workers.jobs.media import PROCESS_MEDIA, PURGE_MEDIA, sweep_abandoned_uploads
 from workers.jobs.notifications import DELIVER_NOTIFICATION, DISPATCH_NOTIFICATION, NOTIFY_FROM_EVENT, send_digests
 from workers.jobs.system import heartbeat
+from workers.jobs.tickets import REFUND_EVENT_TICKETS, sweep_tickets
 from workers.outbox import OutboxRelay, listen_dsn
 from workers.serialization import job_deserializer, job_serializer
 
@@ -48,6 +49,7 @@ JOBS: tuple[JobSpec[Any], ...] = (
     ON_ACTIVITY,
     PROCESS_MEDIA,
     PURGE_MEDIA,
+    REFUND_EVENT_TICKETS,
 )
 """Every job this worker registers with arq; a job queued but not listed here fails as unknown."""
 
@@ -78,6 +80,8 @@ def cron_jobs() -> list[CronJob]:
         cron(sweep_abandoned_uploads, name="sweep_abandoned_uploads", minute=17, second=30, timeout=300),
         # Every minute; exactly-once rests on event_reminders_sent, not on the schedule.
         cron(send_event_reminders, name="event_reminders", second=30, run_at_startup=True, timeout=120),
+        # Every 15 s, so a lapsed seat hold or waitlist offer is back on sale (or passed on) quickly.
+        cron(sweep_tickets, name="sweep_tickets", second={5, 20, 35, 50}, run_at_startup=True, timeout=120),
     ]
 
 

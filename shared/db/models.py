@@ -24,6 +24,7 @@ from shared.domain.notifications.models import (
     NotificationSettings,
 )
 from shared.domain.payments.models import IdempotencyKey, LedgerEntry, Plan, StripeCustomer, Subscription, WebhookEvent
+from shared.domain.payments.ticket_models import Payout, TicketPayment
 from shared.domain.posts.models import Comment, CommentReaction, Post, PostReaction
 from shared.domain.search import models as search_models
 from shared.domain.social.models import Block, Follow, FriendRequest, Friendship, InviteCode, Vouch
@@ -66,6 +67,7 @@ __all__ = [
     "NotificationSettings",
     "OneTimeToken",
     "OutboxRow",
+    "Payout",
     "Plan",
     "PointAward",
     "Post",
@@ -77,6 +79,7 @@ __all__ = [
     "Streak",
     "StripeCustomer",
     "Subscription",
+    "TicketPayment",
     "User",
     "UserBadge",
     "Vouch",
