@@ -23,7 +23,7 @@ from shared import ids
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.domain.auth.tokens import AccessClaims
-from shared.domain.events.models import Event, EventStatus, PaymentProvider, Rsvp, RsvpStatus
+from shared.domain.events.models import CalendarFeed, Event, EventStatus, PaymentProvider, Rsvp, RsvpStatus
 from shared.domain.events.schemas import CalendarSync, RsvpRequest, RsvpResult
 from shared.domain.events.services import EventService
 from shared.domain.notifications.services import notify
@@ -289,8 +289,6 @@ class TicketService:
             .limit(1)
             .execution_options(populate_existing=True)
         )
-        from shared.domain.events.models import CalendarFeed  # local: only the answer needs it
-
         synced = await session.scalar(select(func.count()).where(CalendarFeed.user_id == rsvp.user_id))
         state = "synced" if synced else "not_connected"
         return TicketRsvpResult(
