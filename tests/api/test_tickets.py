@@ -566,3 +566,25 @@ async def test_pay_at_venue_tickets_are_unpaid_until_marked(
     mine = await earnings(client, organizer)
     # Cash collected at the door is shown but is not the platform's to pay out.
     assert (mine["collected_at_venue_cents"], mine["net_cents"]) == (2 * PRICE, 0)
+
+
+async def test_approval_gated_paid_event_charges_only_after_approval(
+    client: httpx.AsyncClient, make_account: MakeAccount, make_card: MakeCard, db: async_sessionmaker[AsyncSession]
+) -> None:
+    organizer = await make_organizer(make_account, db)
+    event_id = await create_event(client, organizer, **paid(requires_approval=True))
+    fan = await make_account()
+    pending = await buy(client, event_id, fan, await make_card(GOOD_CARD))
+    assert pending.status_code == 200, pending.text
+    assert pending.json()["status"] == "pending_approval"
+    assert await payments_of(db, event_id) == []
+
+    approved = await client.post(
+        f"/v1/events/{event_id}/attendees/{pending.json()['rsvp_id']}/approve", headers=organizer.headers
+    )
+    assert approved.status_code == 200, approved.text
+    assert await rsvp_status(db, event_id, fan) == "offered"
+    bought = await buy(client, event_id, fan, await make_card(GOOD_CARD))
+    assert bought.status_code == 200, bought.text
+    assert bought.json()["status"] == "confirmed"
+    assert bought.json()["ticket"]["status"] == "succeeded"

@@ -556,6 +556,10 @@ class EventService:
         )
         if not waiting and _fits(event, rsvp.seats):
             session.add(rsvp)
+            if sells_by_card(event):
+                # An approved RSVP to a card-paid event gets the seats to pay for, not a free ticket.
+                await self._offer(session, event, rsvp, actor_id, previous)
+                return
             await self._confirm(session, event, rsvp, previous, reason, actor_id)
             return
         rsvp.status = RsvpStatus.WAITLISTED.value
@@ -639,7 +643,14 @@ class EventService:
                 continue
             await self._confirm(session, event, head, RsvpStatus.WAITLISTED.value, "promoted", actor_id)
 
-    async def _offer(self, session: AsyncSession, event: Event, rsvp: Rsvp, actor_id: uuid.UUID) -> None:
+    async def _offer(
+        self,
+        session: AsyncSession,
+        event: Event,
+        rsvp: Rsvp,
+        actor_id: uuid.UUID,
+        previous: str | None = RsvpStatus.WAITLISTED.value,
+    ) -> None:
         """Card-paid events: the freed seats go to the waitlist head for a limited time, to pay for."""
         now = self._clock()
         event.seats_taken += rsvp.seats
@@ -647,7 +658,7 @@ class EventService:
         rsvp.hold_expires_at = now + timedelta(seconds=self._settings.ticket_offer_seconds)
         rsvp.updated_at = now
         await session.flush()
-        await _history(session, rsvp, RsvpStatus.WAITLISTED.value, "offered", actor_id)
+        await _history(session, rsvp, previous, "offered", actor_id)
         payload: Payload = {
             "event_id": ids.encode(ids.Prefix.EVENT, event.id),
             "event_title": event.title,

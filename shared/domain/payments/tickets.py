@@ -167,6 +167,10 @@ class TicketService:
                     code="payment_method_required",
                     errors=[FieldError("payment_method_id", "required for paid events")],
                 )
+            mine = await self._rsvp_status(actor.user_id, event_id)
+            if event.requires_approval and event.organizer_id != actor.user_id and mine != RsvpStatus.OFFERED:
+                # Approval first (no charge); an approved RSVP is offered its seats and pays with this same call.
+                return _wrap(await self._events.rsvp(actor, event_id, data))
             return await self._buy(actor, event_id, data, data.payment_method_id, idempotency_key)
         paid = await self._live_payment_of(actor.user_id, event_id)
         result = await self._events.rsvp(actor, event_id, data)
@@ -176,6 +180,10 @@ class TicketService:
         if self._refundable(event):
             return _wrap(result, await self._refund(paid.id, "cancelled by the attendee"))
         return _wrap(result, _info(paid))
+
+    async def _rsvp_status(self, user_id: uuid.UUID, event_id: uuid.UUID) -> str | None:
+        async with self._sessions() as session:
+            return await session.scalar(select(Rsvp.status).where(Rsvp.event_id == event_id, Rsvp.user_id == user_id))
 
     def _refundable(self, event: Event) -> bool:
         return self._clock() <= event.start_time - timedelta(hours=event.refund_until_hours)
