@@ -35,6 +35,13 @@ from api.controllers.posts import PostController
 from api.controllers.promos import PromoCodeController
 from api.controllers.search import SearchController
 from api.controllers.social import FriendController, InviteController, UserGraphController, VouchController
+from api.controllers.tickets import (
+    EarningsController,
+    PayoutController,
+    TicketRefundController,
+    VenuePaymentController,
+    provide_ticket_service,
+)
 from api.controllers.users import UserController
 from api.deps import (
     provide_auth_service,
@@ -122,6 +129,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PlaceController,
             CuratedListController,
             ContentModerationController,
+            TicketRefundController,
+            EarningsController,
+            PayoutController,
+            VenuePaymentController,
         ],
         lifespan=[lifespan(settings)],
         dependencies={
@@ -147,6 +158,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "promo_service": Provide(provide_promo_service, sync_to_thread=False),
             "member_tier_service": Provide(provide_member_tier_service, sync_to_thread=False),
             "discovery_service": Provide(provide_discovery_service, sync_to_thread=False),
+            "ticket_service": Provide(provide_ticket_service, sync_to_thread=False),
         },
         middleware=[
             request_context_middleware,

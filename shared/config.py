@@ -69,13 +69,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     boost_discover_feed_cents_per_hour: int = 200
     boost_search_cents_per_hour: int = 150
     boost_max_hours: int = 720
-    # The platform's cut of creator and club tier revenue, in basis points (500 = 5%).
+    # The platform's cut of tickets and of creator and club tier revenue, in basis points (500 = 5%).
     platform_fee_bps: int = 500
     # Gateway: browser Origins allowed to open a socket (comma list); empty allows every Origin.
     ws_allowed_origins: str = ""
     # Perf: verified principals are cached this long per API process (0 disables); triggers
     # NOTIFY access_changed so a revoke, ban or role change still applies at once.
     access_cache_seconds: int = 30
+    # Paid tickets: how long a seat is held while its payment runs, how long a waitlist offer stays open,
+    # and who pays organizers out (manual | stripe_connect).
+    ticket_hold_seconds: int = 300
+    ticket_offer_seconds: int = 3600
+    payout_provider: str = "manual"
 
     def __post_init__(self) -> None:
         if len(self.jwt_secret) < 32:

@@ -40,6 +40,8 @@ class Prefix(StrEnum):
     MEMBER_TIER = "tier"
     PLACE = "plc"
     LIST = "lst"
+    TICKET_PAYMENT = "tpay"
+    PAYOUT = "po"
 
 
 class InvalidId(ValueError):

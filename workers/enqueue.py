@@ -51,6 +51,7 @@ from workers.jobs.gamification import ON_ACTIVITY, ON_STREAK_ACTIVITY, ActivityO
 from workers.jobs.mail import SEND_EMAIL
 from workers.jobs.media import PROCESS_MEDIA, PURGE_MEDIA
 from workers.jobs.notifications import DISPATCH_NOTIFICATION, NOTIFY_FROM_EVENT, EventNotice
+from workers.jobs.tickets import REFUND_EVENT_TICKETS
 
 
 async def enqueue_send_email(redis: ArqRedis, email: EmailRequested, *, cause: str | uuid.UUID) -> bool:
@@ -102,6 +103,10 @@ async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str |
             noticed = await enqueue_notice(redis, event, cause=cause)
             sender = ids.decode(ids.Prefix.USER, event.message.sender_id)
             return await enqueue_activity(redis, event, sender, event.message.sent_at, cause) or noticed
+        case EventCancelled():
+            # Attendees are told, and paid tickets refunded by their own job (both once per outbox row).
+            noticed = await enqueue_notice(redis, event, cause=cause)
+            return await REFUND_EVENT_TICKETS.enqueue(redis, event, cause=cause) or noticed
         case EventReminderDue() | EventCancelled() | FriendRequested() | ClubJoinApproved():
             return await enqueue_notice(redis, event, cause=cause)
         case UserRegistered() | BadgeEarned():

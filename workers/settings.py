@@ -36,6 +36,7 @@ from workers.jobs.media import PROCESS_MEDIA, PURGE_MEDIA, sweep_abandoned_uploa
 from workers.jobs.notifications import DELIVER_NOTIFICATION, DISPATCH_NOTIFICATION, NOTIFY_FROM_EVENT, send_digests
 from workers.jobs.payments import refresh_boosts
 from workers.jobs.system import heartbeat
+from workers.jobs.tickets import REFUND_EVENT_TICKETS, sweep_tickets
 from workers.outbox import OutboxRelay, listen_dsn
 from workers.serialization import job_deserializer, job_serializer
 
@@ -51,6 +52,7 @@ JOBS: tuple[JobSpec[Any], ...] = (
     PROCESS_MEDIA,
     PURGE_MEDIA,
     REFRESH_RECOMMENDATIONS,
+    REFUND_EVENT_TICKETS,
 )
 """Every job this worker registers with arq; a job queued but not listed here fails as unknown."""
 
@@ -85,6 +87,8 @@ def cron_jobs() -> list[CronJob]:
         cron(refresh_boosts, name="refresh_boosts", second=40, run_at_startup=True, timeout=60),
         # Hourly; it only queues per-user refresh jobs (each bounded by its own timeout).
         cron(refresh_active_users, name="refresh_recommendations", minute=23, second=0, timeout=300),
+        # Every 15 s, so a lapsed seat hold or waitlist offer is back on sale (or passed on) quickly.
+        cron(sweep_tickets, name="sweep_tickets", second={5, 20, 35, 50}, run_at_startup=True, timeout=120),
     ]
 
 

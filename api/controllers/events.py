@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
@@ -29,12 +29,13 @@ from shared.domain.events.schemas import (
     FeedToken,
     PublicEvent,
     RsvpRequest,
-    RsvpResult,
     StaffMember,
     StaffRequest,
     StatusChange,
 )
 from shared.domain.events.services import EventFilters, EventService, parse_bbox, parse_near
+from shared.domain.payments.idempotency import IdempotencyGuard
+from shared.domain.payments.tickets import TicketService
 from shared.errors import FieldError, InvalidInput, NotFound
 from shared.pagination import Page
 
@@ -138,10 +139,29 @@ class EventController(Controller):
 
     @post("/{event_id:str}/rsvp", status_code=HTTP_200_OK)
     async def rsvp(
-        self, event_id: str, data: RsvpRequest, event_service: EventService, caller: AccessClaims
-    ) -> RsvpResult:
-        """Answer going, maybe or not going."""
-        return await event_service.rsvp(caller, _event(event_id), data)
+        self,
+        request: Request[AccessClaims, Any, Any],
+        event_id: str,
+        data: RsvpRequest,
+        ticket_service: TicketService,
+        idempotency: IdempotencyGuard,
+        caller: AccessClaims,
+    ) -> Response[bytes]:
+        """Answer going, maybe or not going; on paid events ``going`` charges ``payment_method_id``.
+
+        An ``Idempotency-Key`` header makes a retry replay the first answer (and reaches Stripe).
+        """
+        key = request.headers.get("idempotency-key")
+        stored = await idempotency.run(
+            caller.user_id,
+            f"events.rsvp:{event_id}",
+            key,
+            data,
+            HTTP_200_OK,
+            lambda: ticket_service.rsvp(caller, _event(event_id), data, key),
+        )
+        headers = {"Idempotent-Replayed": "true"} if stored.replayed else {}
+        return Response(stored.body, status_code=stored.status_code, media_type="application/json", headers=headers)
 
     @get("/{event_id:str}/attendees")
     async def attendees(

@@ -21,6 +21,7 @@ from shared.domain.payments.schemas import (
     WebhookAck,
 )
 from shared.domain.payments.services import PaymentService
+from shared.domain.payments.tickets import TicketService
 from shared.pagination import Page
 
 
@@ -79,10 +80,16 @@ class PaymentController(Controller):
         return await payment_service.resume(caller)
 
     @post("/webhook", status_code=HTTP_200_OK, exclude_from_auth=True)
-    async def webhook(self, request: Request[Any, Any, Any], payment_service: PaymentService) -> WebhookAck:
+    async def webhook(
+        self, request: Request[Any, Any, Any], payment_service: PaymentService, ticket_service: TicketService
+    ) -> WebhookAck:
         """Stripe events, signature-checked on the raw body."""
         payload = await request.body()
-        return await payment_service.handle_webhook(payload, request.headers.get("stripe-signature"))
+        ack = await payment_service.handle_webhook(payload, request.headers.get("stripe-signature"))
+        if not ack.duplicate:
+            # Verified and recorded once above; ticket payments reconcile from the same event.
+            await ticket_service.reconcile(payload)
+        return ack
 
     @get("/")
     async def history(

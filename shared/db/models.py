@@ -45,6 +45,7 @@ from shared.domain.payments.models import (
     Subscription,
     WebhookEvent,
 )
+from shared.domain.payments.ticket_models import Payout, TicketPayment
 from shared.domain.posts.models import Comment, CommentReaction, Post, PostReaction
 from shared.domain.search import models as search_models
 from shared.domain.social.models import Block, Follow, FriendRequest, Friendship, InviteCode, Vouch
@@ -95,6 +96,7 @@ __all__ = [
     "NotificationSettings",
     "OneTimeToken",
     "OutboxRow",
+    "Payout",
     "Place",
     "Plan",
     "PointAward",
@@ -112,6 +114,7 @@ __all__ = [
     "Streak",
     "StripeCustomer",
     "Subscription",
+    "TicketPayment",
     "User",
     "UserBadge",
     "Vouch",

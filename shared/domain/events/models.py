@@ -55,7 +55,7 @@ class AddressVisibility(StrEnum):
 
 
 class RsvpStatus(StrEnum):
-    """Where one person's RSVP stands; only ``confirmed`` holds seats."""
+    """Where one person's RSVP stands; ``confirmed``, ``held`` and ``offered`` take seats."""
 
     CONFIRMED = "confirmed"
     WAITLISTED = "waitlisted"
@@ -63,6 +63,16 @@ class RsvpStatus(StrEnum):
     MAYBE = "maybe"
     CANCELLED = "cancelled"
     REJECTED = "rejected"
+    # Paid events: seats held while a payment runs, or offered to the waitlist head until it pays.
+    HELD = "held"
+    OFFERED = "offered"
+
+
+class PaymentProvider(StrEnum):
+    """How a paid event's tickets are paid: by card through Stripe, or at the door."""
+
+    STRIPE = "stripe"
+    PAY_AT_VENUE = "pay_at_venue"
 
 
 class AutoApproveRule(StrEnum):
@@ -85,7 +95,7 @@ def _in(column: str, values: type[StrEnum]) -> str:
 
 
 class Event(UUIDv7Key, Timestamps, Base):
-    """An event; ``seats_taken`` is the sum of confirmed RSVPs' seats and never exceeds ``capacity``."""
+    """An event; ``seats_taken`` is the sum of confirmed, held and offered seats and never exceeds ``capacity``."""
 
     __tablename__ = "events"
     __table_args__ = (
@@ -118,6 +128,8 @@ class Event(UUIDv7Key, Timestamps, Base):
         Index("ix_events_earth", text("ll_to_earth(latitude, longitude)"), postgresql_using="gist"),
         # Map (bbox) queries: point(lng, lat) <@ box(...) uses this one.
         Index("ix_events_point", text("point(longitude, latitude)"), postgresql_using="gist"),
+        CheckConstraint(_in("payment_provider", PaymentProvider), name="payment_provider"),
+        CheckConstraint("refund_until_hours >= 0", name="refund_until_hours"),
     )
 
     organizer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
@@ -154,6 +166,9 @@ class Event(UUIDv7Key, Timestamps, Base):
     auto_approve: Mapped[list[str]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     # Only users whose premium tier is at least this may RSVP going/maybe; None opens the event to all.
     required_tier: Mapped[str | None] = mapped_column(String(20))
+    payment_provider: Mapped[str] = mapped_column(String(16), server_default="stripe")
+    # Refund policy: an attendee cancelling at least this many hours before the start is refunded in full.
+    refund_until_hours: Mapped[int] = mapped_column(server_default="24")
 
 
 class Rsvp(UUIDv7Key, Timestamps, Base):
@@ -169,6 +184,10 @@ class Rsvp(UUIDv7Key, Timestamps, Base):
         UniqueConstraint("event_id", "queue_seq"),
         Index("ix_event_rsvps_event_id_status", "event_id", "status", "queue_seq"),
         Index("ix_event_rsvps_user_id_status", "user_id", "status"),
+        CheckConstraint("status NOT IN ('held', 'offered') OR hold_expires_at IS NOT NULL", name="hold_has_expiry"),
+        Index(
+            "ix_event_rsvps_hold_expires_at", "hold_expires_at", postgresql_where=text("hold_expires_at IS NOT NULL")
+        ),
     )
 
     event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
@@ -181,6 +200,8 @@ class Rsvp(UUIDv7Key, Timestamps, Base):
     ticket_code: Mapped[str | None] = mapped_column(String(64), unique=True)
     checked_in_at: Mapped[datetime | None]
     checked_in_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # When a ``held`` or ``offered`` RSVP gives its seats back unless paid.
+    hold_expires_at: Mapped[datetime | None]
 
     @property
     def seats(self) -> int:

@@ -35,7 +35,11 @@ KindName = Literal["event", "activity"]
 AddressVisibilityName = Literal["public", "attendees"]
 EventStatusName = Literal["draft", "published", "cancelled", "completed"]
 RsvpAnswer = Literal["going", "maybe", "not_going"]
-RsvpStatusName = Literal["confirmed", "waitlisted", "pending_approval", "maybe", "cancelled", "rejected"]
+RsvpStatusName = Literal[
+    "confirmed", "waitlisted", "pending_approval", "maybe", "cancelled", "rejected", "held", "offered"
+]
+PaymentProviderName = Literal["stripe", "pay_at_venue"]
+RefundHours = Annotated[int, msgspec.Meta(ge=0, le=24 * 365)]
 SyncState = Literal["synced", "not_connected"]
 TierName = Literal["plus", "pro"]
 # Checked against AutoApproveRule by the service, so an unknown rule gets a clear 422 naming the rules.
@@ -58,6 +62,9 @@ class TicketingIn(msgspec.Struct, forbid_unknown_fields=True):
     type: Literal["free", "paid"] = "free"
     price_cents: PriceCents = 0
     currency: Currency = "USD"
+    # Paid events: card through Stripe, or pay at the venue; full refund when cancelled this long before.
+    payment_provider: PaymentProviderName = "stripe"
+    refund_until_hours: RefundHours = 24
 
 
 class EventCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -151,6 +158,8 @@ class Ticketing(msgspec.Struct):
     price_cents: int
     currency: str
     status: Literal["open", "sold_out", "closed"]
+    payment_provider: PaymentProviderName = "stripe"
+    refund_until_hours: int = 24
 
 
 class MyRsvp(msgspec.Struct):

@@ -51,6 +51,7 @@ from shared.domain.events.models import (
     EventKind,
     EventStaff,
     EventStatus,
+    PaymentProvider,
     ReminderKind,
     ReminderSent,
     Rsvp,
@@ -88,6 +89,8 @@ from shared.domain.media.formats import SIZE_LIMITS
 from shared.domain.media.models import MediaType, Purpose
 from shared.domain.media.schemas import UploadRequest
 from shared.domain.media.services import MediaService, TargetPolicy
+from shared.domain.notifications.schemas import Payload
+from shared.domain.notifications.services import notify
 from shared.domain.payments.boosts import boost_rank, boosted_event_filter
 from shared.domain.payments.tiers import tier_satisfies
 from shared.domain.social.models import Friendship, Vouch
@@ -104,6 +107,13 @@ REMINDER_LEADS = {ReminderKind.DAY: timedelta(hours=24), ReminderKind.HOUR: time
 MAX_RADIUS_KM = 500.0
 _CLUB_EDITOR_ROLES = (MemberRole.OWNER.value, MemberRole.ADMIN.value)
 _SEAT_HOLDER = RsvpStatus.CONFIRMED.value
+# Statuses whose seats count in ``events.seats_taken`` (held and offered: paid seats awaiting payment).
+_SEAT_TAKERS = (RsvpStatus.CONFIRMED.value, RsvpStatus.HELD.value, RsvpStatus.OFFERED.value)
+
+
+def sells_by_card(event: Event) -> bool:
+    """Whether seats of this event are bought by card (held while paying, offered to the waitlist)."""
+    return event.ticket_type == "paid" and event.payment_provider == PaymentProvider.STRIPE
 
 
 class _StartKey(msgspec.Struct, frozen=True):
@@ -368,7 +378,14 @@ class EventService:
                     .where(
                         Rsvp.event_id == event.id,
                         Rsvp.status.in_(
-                            [RsvpStatus.CONFIRMED, RsvpStatus.WAITLISTED, RsvpStatus.PENDING_APPROVAL, RsvpStatus.MAYBE]
+                            [
+                                RsvpStatus.CONFIRMED,
+                                RsvpStatus.HELD,
+                                RsvpStatus.OFFERED,
+                                RsvpStatus.WAITLISTED,
+                                RsvpStatus.PENDING_APPROVAL,
+                                RsvpStatus.MAYBE,
+                            ]
                         ),
                     )
                     .order_by(Rsvp.id)
@@ -600,6 +617,10 @@ class EventService:
         )
         if not waiting and _fits(event, rsvp.seats):
             session.add(rsvp)
+            if sells_by_card(event):
+                # An approved RSVP to a card-paid event gets the seats to pay for, not a free ticket.
+                await self._offer(session, event, rsvp, actor_id, previous)
+                return
             await self._confirm(session, event, rsvp, previous, reason, actor_id)
             return
         rsvp.status = RsvpStatus.WAITLISTED.value
@@ -647,9 +668,9 @@ class EventService:
         await self._release(session, event, rsvp, target, "rsvp", user_id)
         rsvp.guest_count = guests
         await session.flush()
-        # A confirmed RSVP frees seats; a waitlisted one may have been the head that did not fit
-        # and blocked everyone behind it (strict FIFO). Either way the queue can move now.
-        if previous in (RsvpStatus.CONFIRMED, RsvpStatus.WAITLISTED):
+        # Freed seats (confirmed, held or offered) let the queue move; so does a waitlisted head that
+        # did not fit and blocked everyone behind it (strict FIFO).
+        if previous in (*_SEAT_TAKERS, RsvpStatus.WAITLISTED.value):
             await self._promote(session, event, user_id)
         return rsvp
 
@@ -657,12 +678,13 @@ class EventService:
         self, session: AsyncSession, event: Event, rsvp: Rsvp, target: RsvpStatus, reason: str, actor_id: uuid.UUID
     ) -> None:
         previous = rsvp.status
-        if previous == RsvpStatus.CONFIRMED:
+        if previous in _SEAT_TAKERS:
             event.seats_taken -= rsvp.seats
             await rooms.remove_event_member(session, event.id, rsvp.user_id)
         rsvp.status = target.value
         rsvp.queue_seq = None
         rsvp.ticket_code = None
+        rsvp.hold_expires_at = None
         rsvp.updated_at = self._clock()
         await session.flush()
         await _history(session, rsvp, previous, reason, actor_id)
@@ -681,6 +703,9 @@ class EventService:
             if head is None or not _fits(event, head.seats):
                 return
             head.queue_seq = None
+            if sells_by_card(event):
+                await self._offer(session, event, head, actor_id)
+                continue
             await self._confirm(session, event, head, RsvpStatus.WAITLISTED.value, "promoted", actor_id)
 
     async def release_user(self, session: AsyncSession, user_id: uuid.UUID) -> int:
@@ -690,7 +715,14 @@ class EventService:
         freed seats promote the waitlist. RSVPs of past, cancelled or completed events stay as a record.
         Also drops the user's calendar feed. Returns how many RSVPs were cancelled.
         """
-        open_statuses = [RsvpStatus.CONFIRMED, RsvpStatus.WAITLISTED, RsvpStatus.PENDING_APPROVAL, RsvpStatus.MAYBE]
+        open_statuses = [
+            RsvpStatus.CONFIRMED,
+            RsvpStatus.HELD,
+            RsvpStatus.OFFERED,
+            RsvpStatus.WAITLISTED,
+            RsvpStatus.PENDING_APPROVAL,
+            RsvpStatus.MAYBE,
+        ]
         event_ids = list(
             await session.scalars(
                 select(Rsvp.event_id)
@@ -717,11 +749,93 @@ class EventService:
                 continue
             previous = rsvp.status
             await self._release(session, event, rsvp, RsvpStatus.CANCELLED, "account_deleted", user_id)
-            if previous in (RsvpStatus.CONFIRMED, RsvpStatus.WAITLISTED):
+            if previous in (*_SEAT_TAKERS, RsvpStatus.WAITLISTED.value):
                 await self._promote(session, event, user_id)
             released += 1
         await session.execute(delete(CalendarFeed).where(CalendarFeed.user_id == user_id))
         return released
+
+    async def _offer(
+        self,
+        session: AsyncSession,
+        event: Event,
+        rsvp: Rsvp,
+        actor_id: uuid.UUID,
+        previous: str | None = RsvpStatus.WAITLISTED.value,
+    ) -> None:
+        """Card-paid events: the freed seats go to the waitlist head for a limited time, to pay for."""
+        now = self._clock()
+        event.seats_taken += rsvp.seats
+        rsvp.status = RsvpStatus.OFFERED.value
+        rsvp.hold_expires_at = now + timedelta(seconds=self._settings.ticket_offer_seconds)
+        rsvp.updated_at = now
+        await session.flush()
+        await _history(session, rsvp, previous, "offered", actor_id)
+        payload: Payload = {
+            "event_id": ids.encode(ids.Prefix.EVENT, event.id),
+            "event_title": event.title,
+            "rsvp_id": ids.encode(ids.Prefix.RSVP, rsvp.id),
+            "expires_at": rsvp.hold_expires_at.isoformat(),
+        }
+        await notify(session, rsvp.user_id, "ticket_offered", payload, dedupe_key=f"ticket_offered:{rsvp.id}:{now}")
+
+    # ---- hooks for paid tickets (shared/domain/payments/tickets.py) ----------------------------
+    # Each runs inside the caller's transaction, after the caller locked the event with lock_event.
+
+    async def lock_event(self, session: AsyncSession, event_id: uuid.UUID) -> Event:
+        """The event row, locked for a seat change (404 when missing)."""
+        return await _lock_event(session, event_id)
+
+    async def rsvp_viewer(self, session: AsyncSession, event: Event, actor: AccessClaims) -> Viewer:
+        """What the caller is to ``event``; 404 when they may not see it."""
+        viewer = await self._viewer(session, event, actor)
+        self._require_visible(event, viewer)
+        return viewer
+
+    async def hold_seats(
+        self, session: AsyncSession, event: Event, rsvp: Rsvp, previous: str | None, expires_at: datetime
+    ) -> bool:
+        """Hold ``rsvp``'s seats while it pays, or queue it (``False``) when it does not fit or others wait."""
+        waiting = await session.scalar(
+            select(exists().where(Rsvp.event_id == event.id, Rsvp.status == RsvpStatus.WAITLISTED.value))
+        )
+        session.add(rsvp)
+        if waiting or not _fits(event, rsvp.seats):
+            rsvp.status = RsvpStatus.WAITLISTED.value
+            rsvp.queue_seq = event.next_queue_seq
+            rsvp.queued_at = await session.scalar(select(func.clock_timestamp()))
+            event.next_queue_seq += 1
+            await session.flush()
+            await _history(session, rsvp, previous, "rsvp", rsvp.user_id)
+            return False
+        event.seats_taken += rsvp.seats
+        rsvp.status = RsvpStatus.HELD.value
+        rsvp.queue_seq = None
+        rsvp.hold_expires_at = expires_at
+        rsvp.updated_at = self._clock()
+        await session.flush()
+        await _history(session, rsvp, previous, "held", rsvp.user_id)
+        return True
+
+    async def confirm_held(self, session: AsyncSession, event: Event, rsvp: Rsvp, reason: str) -> None:
+        """A held or offered RSVP was paid: it keeps its seats and gets its ticket."""
+        previous = rsvp.status
+        rsvp.status = RsvpStatus.CONFIRMED.value
+        rsvp.hold_expires_at = None
+        rsvp.ticket_code = secrets.token_urlsafe(24)
+        rsvp.updated_at = self._clock()
+        await session.flush()
+        await _history(session, rsvp, previous, reason, rsvp.user_id)
+        await bus.record(
+            session, bus.RsvpConfirmed(event_id=event.id, rsvp_id=rsvp.id, user_id=rsvp.user_id, reason=reason)
+        )
+
+    async def release_seats(
+        self, session: AsyncSession, event: Event, rsvp: Rsvp, reason: str, actor_id: uuid.UUID
+    ) -> None:
+        """Cancel ``rsvp`` (giving back any seats it took) and promote the waitlist."""
+        await self._release(session, event, rsvp, RsvpStatus.CANCELLED, reason, actor_id)
+        await self._promote(session, event, actor_id)
 
     async def decide(
         self, actor: AccessClaims, event_id: uuid.UUID, rsvp_ids: Sequence[uuid.UUID], approve: bool
@@ -751,7 +865,7 @@ class EventService:
                     if rsvp.status in (RsvpStatus.REJECTED, RsvpStatus.CANCELLED, RsvpStatus.MAYBE):
                         raise Conflict(f"this RSVP is {rsvp.status}", code="not_rejectable")
                     # Removing a waitlisted head that did not fit unblocks the queue as freeing seats does.
-                    freed = freed or rsvp.status in (RsvpStatus.CONFIRMED, RsvpStatus.WAITLISTED)
+                    freed = freed or rsvp.status in (*_SEAT_TAKERS, RsvpStatus.WAITLISTED.value)
                     await self._release(session, event, rsvp, RsvpStatus.REJECTED, "rejected", actor.user_id)
             if freed:
                 await self._promote(session, event, actor.user_id)
@@ -1083,6 +1197,8 @@ class EventService:
                 price_cents=event.price_cents,
                 currency=event.currency,
                 status=self._ticket_status(event),
+                payment_provider=event.payment_provider,  # type: ignore[arg-type]
+                refund_until_hours=event.refund_until_hours,
             ),
             waitlist_count=int(waitlist or 0),
             my_rsvp=(
@@ -1285,6 +1401,8 @@ def _apply_ticketing(event: Event, ticketing: TicketingIn) -> None:
     event.ticket_type = ticketing.type
     event.price_cents = ticketing.price_cents
     event.currency = ticketing.currency
+    event.payment_provider = ticketing.payment_provider
+    event.refund_until_hours = ticketing.refund_until_hours
 
 
 def _precise(event: Event, viewer: Viewer) -> bool:

@@ -60,6 +60,10 @@ NOTIFICATION_TYPES: dict[str, TypeInfo] = {
     "club_join_approved": TypeInfo("Welcome to {club_name}", "Your request to join was approved.", Priority.HIGH),
     "friend_request": TypeInfo("{sender_name} wants to connect", "Open Tribe to answer.", Priority.NORMAL),
     "premium_offer": TypeInfo("{offer_title}", "{offer_body}", Priority.LOW, push=False, email=True),
+    "ticket_offered": TypeInfo(
+        "A seat opened up at {event_title}", "Pay before {expires_at} to keep it.", Priority.HIGH, email=True
+    ),
+    "ticket_refunded": TypeInfo("Your ticket to {event_title} was refunded", "{amount}", Priority.HIGH, email=True),
 }
 """Every notification type; a feature adds its types here."""
 

@@ -30,6 +30,7 @@ from shared.domain.payments.schemas import (
     WebhookAck,
 )
 from shared.domain.payments.stripe_client import StripeGateway, StripeNotFound
+from shared.domain.payments.ticket_models import TicketPayment
 from shared.domain.payments.tiers import TIER_RANK
 from shared.domain.users.models import User
 from shared.errors import Conflict, FieldError, InvalidInput, NotFound, PermissionDenied
@@ -451,6 +452,11 @@ class PaymentService:
         await settle(session, sub, before)
 
     async def _charge_refunded(self, session: AsyncSession, charge: Mapping[str, Any]) -> None:
+        if charge.get("payment_intent") and await session.scalar(
+            select(TicketPayment.id).where(TicketPayment.stripe_payment_intent_id == str(charge["payment_intent"]))
+        ):
+            # Ticket refunds are booked (organizer and fee legs) by shared.domain.payments.tickets.
+            return
         refunded = int(charge.get("amount_refunded") or 0)
         if refunded <= 0:
             return

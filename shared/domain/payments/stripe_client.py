@@ -147,6 +147,38 @@ class StripeGateway:
             )
         )
 
+    async def charge_payment_method(
+        self, amount_cents: int, currency: str, payment_method_id: str, metadata: dict[str, str], idempotency_key: str
+    ) -> stripe.PaymentIntent:
+        """Create and confirm a PaymentIntent now; a decline raises :class:`PaymentFailed` with its reason."""
+        params: Any = {
+            "amount": amount_cents,
+            "currency": currency.lower(),
+            "payment_method": payment_method_id,
+            "confirm": True,
+            "metadata": metadata,
+        }
+        try:
+            return await self._call(
+                lambda: self._client.payment_intents.create_async(params, {"idempotency_key": idempotency_key})
+            )
+        except StripeNotFound:
+            raise InvalidInput("unknown payment method", code="invalid_payment_method", errors=[]) from None
+
+    async def refund_payment_intent(self, payment_intent_id: str, idempotency_key: str) -> stripe.Refund:
+        """Refund a PaymentIntent in full; the key makes a retried refund a no-op."""
+        params: Any = {"payment_intent": payment_intent_id}
+        return await self._call(lambda: self._client.refunds.create_async(params, {"idempotency_key": idempotency_key}))
+
+    async def transfer_to_account(
+        self, amount_cents: int, currency: str, destination: str, idempotency_key: str
+    ) -> stripe.Transfer:
+        """Move money to a Connect account (organizer payouts in production)."""
+        params: Any = {"amount": amount_cents, "currency": currency.lower(), "destination": destination}
+        return await self._call(
+            lambda: self._client.transfers.create_async(params, {"idempotency_key": idempotency_key})
+        )
+
     def verify_event(self, payload: bytes, signature: str | None) -> stripe.Event:
         """The event in a webhook body whose signature is valid and fresh; anything else is 400."""
         if not signature:

@@ -53,7 +53,14 @@ async def test_create_publish_and_read_in_seed_shape(
     assert seen["capacity"] == 25
     assert seen["attendees"] == {"count": 0, "preview": []}
     assert seen["media"] == []
-    assert seen["ticketing"] == {"type": "paid", "price_cents": 1500, "currency": "USD", "status": "open"}
+    assert seen["ticketing"] == {
+        "type": "paid",
+        "price_cents": 1500,
+        "currency": "USD",
+        "status": "open",
+        "payment_provider": "stripe",
+        "refund_until_hours": 24,
+    }
     assert seen["waitlist_count"] == 0
     assert seen["my_rsvp"] is None
     assert seen["share_url"].endswith(f"/e/{seen['share_url'].rsplit('/', 1)[1]}")

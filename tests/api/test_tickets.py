@@ -1,0 +1,590 @@
+"""Paid tickets against localstripe over HTTP: holds, declines, refunds, offers, earnings, payouts, pay at venue."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import time_machine
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared import ids
+from shared.config import load_settings
+from shared.domain.events.models import Event, Rsvp
+from shared.domain.payments.models import LedgerEntry
+from shared.domain.payments.ticket_models import Payout, TicketPayment
+from tests.api.conftest import Account, MakeAccount
+from tests.api.events.helpers import bulk_accounts, create_event, make_organizer, soon
+from workers.settings import create_worker
+
+GOOD_CARD = "4242424242424242"
+# Attaches fine but every charge is declined (Stripe's test card for a decline at payment time).
+DECLINED_CARD = "4000000000000341"
+PRICE = 1500
+
+MakeCard = Callable[[str], Awaitable[str]]
+
+
+@pytest.fixture
+def make_card(engine_env: dict[str, str]) -> MakeCard:
+    """A card payment method made in localstripe, as the mobile app would with Stripe's SDK."""
+    settings = load_settings(engine_env)
+
+    async def make(number: str) -> str:
+        async with httpx.AsyncClient(
+            base_url=settings.stripe_api_base, auth=(settings.stripe_api_key, ""), timeout=10
+        ) as stripe:
+            created = await stripe.post(
+                "/v1/payment_methods",
+                data={
+                    "type": "card",
+                    "card[number]": number,
+                    "card[exp_month]": "12",
+                    "card[exp_year]": "2034",
+                    "card[cvc]": "123",
+                },
+            )
+        assert created.status_code == 200, created.text
+        return str(created.json()["id"])
+
+    return make
+
+
+def paid(capacity: int = 5, provider: str = "stripe", refund_hours: int = 24, **fields: Any) -> dict[str, Any]:
+    """Event fields for a paid event."""
+    ticketing = {
+        "type": "paid",
+        "price_cents": PRICE,
+        "currency": "USD",
+        "payment_provider": provider,
+        "refund_until_hours": refund_hours,
+    }
+    return {"capacity": capacity, "ticketing": ticketing, **fields}
+
+
+async def buy(
+    client: httpx.AsyncClient,
+    event_id: str,
+    user: Account,
+    pm: str | None,
+    guests: int = 0,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """RSVP going with a card."""
+    body: dict[str, Any] = {"status": "going", "guest_count": guests}
+    if pm is not None:
+        body["payment_method_id"] = pm
+    return await client.post(f"/v1/events/{event_id}/rsvp", json=body, headers={**user.headers, **(headers or {})})
+
+
+async def answer(client: httpx.AsyncClient, event_id: str, user: Account, status: str) -> dict[str, Any]:
+    response = await client.post(f"/v1/events/{event_id}/rsvp", json={"status": status}, headers=user.headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def seats_taken(db: async_sessionmaker[AsyncSession], event_id: str) -> int:
+    async with db() as session:
+        value = await session.scalar(
+            select(Event.seats_taken).where(Event.id == ids.decode(ids.Prefix.EVENT, event_id))
+        )
+    assert value is not None
+    return value
+
+
+async def payments_of(db: async_sessionmaker[AsyncSession], event_id: str) -> list[TicketPayment]:
+    async with db() as session:
+        return list(
+            await session.scalars(
+                select(TicketPayment)
+                .where(TicketPayment.event_id == ids.decode(ids.Prefix.EVENT, event_id))
+                .order_by(TicketPayment.id)
+            )
+        )
+
+
+async def rsvp_status(db: async_sessionmaker[AsyncSession], event_id: str, user: Account) -> str | None:
+    async with db() as session:
+        return await session.scalar(
+            select(Rsvp.status).where(
+                Rsvp.event_id == ids.decode(ids.Prefix.EVENT, event_id),
+                Rsvp.user_id == ids.decode(ids.Prefix.USER, user.id),
+            )
+        )
+
+
+async def ledger_legs(db: async_sessionmaker[AsyncSession], payment_id: uuid.UUID) -> list[LedgerEntry]:
+    async with db() as session:
+        return list(
+            await session.scalars(select(LedgerEntry).where(LedgerEntry.source_ref.like(f"ticket:{payment_id}%")))
+        )
+
+
+async def earnings(client: httpx.AsyncClient, user: Account) -> dict[str, Any]:
+    response = await client.get("/v1/earnings", headers=user.headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def run_worker_once(engine_env: dict[str, str], at: datetime) -> None:
+    """A burst worker with the clock frozen at ``at``: its start-up crons (the ticket sweep among them) run once."""
+    with time_machine.travel(at, tick=False):
+        worker = create_worker(
+            load_settings(engine_env), burst=True, handle_signals=False, queue_name=f"tribe-test:{uuid.uuid4().hex}"
+        )
+        try:
+            await worker.async_run()
+        finally:
+            await worker.close()
+
+
+async def test_paid_rsvp_charges_confirms_and_books_the_ledger(
+    client: httpx.AsyncClient, make_account: MakeAccount, make_card: MakeCard, db: async_sessionmaker[AsyncSession]
+) -> None:
+    organizer = await make_organizer(make_account, db)
+    event_id = await create_event(client, organizer, **paid())
+    fan = await make_account()
+
+    response = await buy(client, event_id, fan, await make_card(GOOD_CARD), guests=1)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "confirmed"
+    assert body["ticket"]["status"] == "succeeded"
+    assert body["ticket"]["amount_cents"] == 2 * PRICE
+    assert body["ticket"]["seats"] == 2
+    assert await seats_taken(db, event_id) == 2
+
+    shown = (await client.get(f"/v1/events/{event_id}", headers=fan.headers)).json()
+    assert shown["ticketing"]["payment_provider"] == "stripe"
+    assert shown["my_rsvp"]["status"] == "confirmed"
+
+    [payment] = await payments_of(db, event_id)
+    assert payment.stripe_payment_intent_id is not None
+    assert payment.fee_cents == 2 * PRICE * 500 // 10_000
+    legs = await ledger_legs(db, payment.id)
+    assert sum(leg.amount_cents for leg in legs) == 0
+    assert {(leg.kind, leg.account, leg.amount_cents) for leg in legs} == {
+        ("charge", "customer", -2 * PRICE),
+        ("charge", "organizer", 2 * PRICE),
+        ("fee", "organizer", -150),
+        ("fee", "platform_revenue", 150),
+    }
+    history = (await client.get("/v1/payments", headers=fan.headers)).json()["items"]
+    assert [(h["kind"], h["amount_cents"]) for h in history] == [("charge", 2 * PRICE)]
+
+    mine = await earnings(client, organizer)
+    assert (mine["gross_cents"], mine["fee_cents"], mine["refund_cents"], mine["net_cents"]) == (3000, 150, 0, 2850)
+    assert mine["events"][0]["event_id"] == event_id
+    assert mine["events"][0]["tickets_sold"] == 1
+
+    again = await buy(client, event_id, fan, await make_card(GOOD_CARD))
+    assert again.status_code == 409, again.text
+    assert again.json()["code"] == "ticket_already_bought"
+    assert len(await payments_of(db, event_id)) == 1
+
+
+async def test_declined_card_is_402_and_releases_the_hold(
+    client: httpx.AsyncClient, make_account: MakeAccount, make_card: MakeCard, db: async_sessionmaker[AsyncSession]
+) -> None:
+    organizer = await make_organizer(make_account, db)
+    event_id = await create_event(client, organizer, **paid(capacity=1))
+    fan = await make_account()
+
+    declined = await buy(client, event_id, fan, await make_card(DECLINED_CARD))
+    assert declined.status_code == 402, declined.text
+    assert declined.headers["content-type"].startswith("application/problem+json")
+    assert declined.json()["code"] == "payment_failed"
+    assert "declined" in declined.json()["detail"].lower()
+    assert await seats_taken(db, event_id) == 0
+    assert await rsvp_status(db, event_id, fan) == "cancelled"
+    [failed] = await payments_of(db, event_id)
+    assert failed.status == "failed"
+    assert await ledger_legs(db, failed.id) == []
+
+    # The seat is free again: someone else (or the same fan with another card) can buy it.
+    retry = await buy(client, event_id, fan, await make_card(GOOD_CARD))
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["status"] == "confirmed"
+    assert await seats_taken(db, event_id) == 1
+
+
+async def test_bad_input_stores_nothing(
+    client: httpx.AsyncClient, make_account: MakeAccount, make_card: MakeCard, db: async_sessionmaker[AsyncSession]
+) -> None:
+    organizer = await make_organizer(make_account, db)
+    event_id = await create_event(client, organizer, **paid())
+    fan = await make_account()
+
+    missing = await buy(client, event_id, fan, None)
+    assert missing.status_code == 422, missing.text
+    assert missing.json()["code"] == "payment_method_required"
+    unknown = await buy(client, event_id, fan, "pm_doesnotexist")
+    assert unknown.status_code == 422, unknown.text
+    assert unknown.json()["code"] == "invalid_payment_method"
+    bad_body = await client.post(
+        f"/v1/events/{event_id}/rsvp",
+        json={"status": "going", "guest_count": 9, "payment_method_id": "pm_x"},
+        headers=fan.headers,
+    )
+    assert bad_body.status_code in (400, 422), bad_body.text
+    assert await seats_taken(db, event_id) == 0
+    assert all(p.status == "failed" for p in await payments_of(db, event_id))
+    assert await rsvp_status(db, event_id, fan) in (None, "cancelled")
+
+    bad_ticketing = await client.post(
+        "/v1/events",
+        json={
+            "title": "Bad",
+            "start_time": soon().isoformat(),
+            "end_time": (soon() + timedelta(hours=1)).isoformat(),
+            "location": {"name": "x", "latitude": 1, "longitude": 1},
+            "ticketing": {"type": "paid", "price_cents": 100, "payment_provider": "cash"},
+        },
+        headers=organizer.headers,
+    )
+    assert bad_ticketing.status_code in (400, 422), bad_ticketing.text
+
+    for path in (
+        "/v1/payments/tpay_nope/refund",
+        f"/v1/payments/{ids.encode(ids.Prefix.TICKET_PAYMENT, uuid.uuid4())}/refund",
+    ):
+        response = await client.post(path, headers=organizer.headers)
+        assert response.status_code == 404, response.text
+
+
+async def test_idempotency_key_replays_a_paid_rsvp(
+    client: httpx.AsyncClient, make_account: MakeAccount, make_card: MakeCard, db: async_sessionmaker[AsyncSession]
+) -> None:
+    organizer = await make_organizer(make_account, db)
+    event_id = await create_event(client, organizer, **paid())
+    fan = await make_account()
+    pm = await make_card(GOOD_CARD)
+    key = {"Idempotency-Key": f"rsvp-{uuid.uuid4().hex}"}
+
+    first = await buy(client, event_id, fan, pm, headers=key)
+    assert first.status_code == 200, first.text
+    replay = await buy(client, event_id, fan, pm, headers=key)
+    assert replay.status_code == 200, replay.text
+    assert replay.headers.get("idempotent-replayed") == "true"
+    assert replay.json() == first.json()
+    mismatch = await buy(client, event_id, fan, pm, guests=2, headers=key)
+    assert mismatch.status_code == 422, mismatch.text
+    assert mismatch.json()["code"] == "idempotency_key_mismatch"
+    assert len(await payments_of(db, event_id)) == 1
+
+
+async def test_concurrent_paid_rsvps_never_sell_more_than_capacity(
+    client: httpx.AsyncClient,
+    make_card: MakeCard,
+    make_account: MakeAccount,
+    db: async_sessionmaker[AsyncSession],
+    engine_env: dict[str, str],
+) -> None:
+    organizer = await make_organizer(make_account, db)
+    event_id = await create_event(client, organizer, **paid(capacity=10))
+    fans = await bulk_accounts(db, engine_env, 50)
+    cards = [await make_card(GOOD_CARD) for _ in fans]
+
+    responses = await asyncio.gather(*(buy(client, event_id, fan, pm) for fan, pm in zip(fans, cards, strict=True)))
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses if r.status_code != 200][:3]
+    statuses = [r.json()["status"] for r in responses]
+    assert statuses.count("confirmed") == 10
+    assert statuses.count("waitlisted") == 40
+    assert await seats_taken(db, event_id) == 10
+    payments = await payments_of(db, event_id)
+    assert [p.status for p in payments] == ["succeeded"] * 10
+    positions = sorted(r.json()["waitlist_position"] for r in responses if r.json()["status"] == "waitlisted")
+    assert positions == list(range(1, 41))
+
+
+async def test_attendee_refund_policy_and_offer_handover(
+    client: httpx.AsyncClient,
+    make_account: MakeAccount,
+    make_card: MakeCard,
+    db: async_sessionmaker[AsyncSession],
+    engine_env: dict[str, str],
+) -> None:
+    organizer = await make_organizer(make_account, db)
+    event_id = await create_event(client, organizer, **paid(capacity=1))
+    first, second, third = await make_account(), await make_account(), await make_account()
+    assert (await buy(client, event_id, first, await make_card(GOOD_CARD))).json()["status"] == "confirmed"
+    for fan in (second, third):
+        waiting = await buy(client, event_id, fan, await make_card(GOOD_CARD))
+        assert waiting.json()["status"] == "waitlisted", waiting.text
+    assert len(await payments_of(db, event_id)) == 1  # nobody on the waitlist is charged
+
+    # Cancelling three days ahead (policy: 24 h) refunds in full, and the seat is offered to the head.
+    cancelled = await answer(client, event_id, first, "not_going")
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["ticket"]["status"] == "refunded"
+    assert cancelled["ticket"]["refunded_cents"] == PRICE
+    [payment] = await payments_of(db, event_id)
+    assert sum(leg.amount_cents for leg in await ledger_legs(db, payment.id)) == 0
+    assert await rsvp_status(db, event_id, second) == "offered"
+    assert await seats_taken(db, event_id) == 1
+    offers = (await client.get("/v1/notifications", params={"limit": 100}, headers=second.headers)).json()["items"]
+    assert any(n["type"] == "ticket_offered" for n in offers)
+
+    # The offer lapses: a sweep before its expiry changes nothing, after it the third fan gets the seat.
+    offer_seconds = load_settings(engine_env).ticket_offer_seconds
+    now = datetime.now(UTC)
+    await run_worker_once(engine_env, now + timedelta(seconds=offer_seconds - 120))
+    assert await rsvp_status(db, event_id, second) == "offered"
+    await run_worker_once(engine_env, now + timedelta(seconds=offer_seconds + 60))
+    assert await rsvp_status(db, event_id, second) == "cancelled"
+    assert await rsvp_status(db, event_id, third) == "offered"
+    assert await seats_taken(db, event_id) == 1
+
+    bought = await buy(client, event_id, third, await make_card(GOOD_CARD))
+    assert bought.status_code == 200, bought.text
+    assert bought.json()["status"] == "confirmed"
+    assert bought.json()["ticket"]["status"] == "succeeded"
+    assert await seats_taken(db, event_id) == 1
+
+
+async def test_cancelling_after_the_refund_deadline_keeps_the_money(
+    client: httpx.AsyncClient, make_account: MakeAccount, make_card: MakeCard, db: async_sessionmaker[AsyncSession]
+) -> None:
+    organizer = await make_organizer(make_account, db)
+    event_id = await create_event(client, organizer, **paid(refund_hours=24 * 7))
+    fan = await make_account()
+    assert (await buy(client, event_id, fan, await make_card(GOOD_CARD))).status_code == 200
+    cancelled = await answer(client, event_id, fan, "not_going")
+    assert cancelled["ticket"]["status"] == "succeeded"
+    assert (await earnings(client, organizer))["net_cents"] == PRICE - 75
+
+
+async def test_held_seats_expire_with_the_clock(
+    client: httpx.AsyncClient,
+    make_account: MakeAccount,
+    make_card: MakeCard,
+    db: async_sessionmaker[AsyncSession],
+    engine_env: dict[str, str],
+) -> None:
+    organizer = await make_organizer(make_account, db)
+    event_id = await create_event(client, organizer, **paid(capacity=1))
+    buyer, waiting = await make_account(), await make_account()
+    # As an API process that died before reaching Stripe leaves it: the seat held, the payment pending.
+    hold_until = datetime.now(UTC) + timedelta(seconds=load_settings(engine_env).ticket_hold_seconds)
+    event_uuid = ids.decode(ids.Prefix.EVENT, event_id)
+    async with db.begin() as session:
+        event = await session.get(Event, event_uuid)
+        assert event is not None
+        rsvp = Rsvp(
+            id=ids.uuid7(),
+            event_id=event_uuid,
+            user_id=ids.decode(ids.Prefix.USER, buyer.id),
+            status="held",
+            guest_count=0,
+            hold_expires_at=hold_until,
+        )
+        session.add(rsvp)
+        event.seats_taken += 1
+        await session.flush()
+        session.add(
+            TicketPayment(
+                id=ids.uuid7(),
+                event_id=event_uuid,
+                rsvp_id=rsvp.id,
+                user_id=rsvp.user_id,
+                organizer_id=event.organizer_id,
+                provider="stripe",
+                status="pending",
+                seats=1,
+                amount_cents=PRICE,
+                currency="usd",
+                idempotency_key=f"ticket-{uuid.uuid4()}",
+            )
+        )
+    # The held seat counts against capacity: the next buyer waits and is not charged.
+    assert (await buy(client, event_id, waiting, await make_card(GOOD_CARD))).json()["status"] == "waitlisted"
+
+    await run_worker_once(engine_env, hold_until - timedelta(seconds=30))
+    assert await rsvp_status(db, event_id, buyer) == "held"
+    await run_worker_once(engine_env, hold_until + timedelta(seconds=1))
+    assert await rsvp_status(db, event_id, buyer) == "cancelled"
+    assert await rsvp_status(db, event_id, waiting) == "offered"
+    assert await seats_taken(db, event_id) == 1
+    [swept] = await payments_of(db, event_id)
+    assert swept.status == "failed"
+
+
+async def wait_for_refunds(db: async_sessionmaker[AsyncSession], event_id: str, count: int) -> list[TicketPayment]:
+    """The event's payments once ``count`` of them are refunded (up to 30 s)."""
+    async with asyncio.timeout(30):
+        while True:
+            payments = await payments_of(db, event_id)
+            if sum(p.status == "refunded" for p in payments) >= count:
+                return payments
+            await asyncio.sleep(0.2)
+
+
+async def test_organizer_cancellation_refunds_every_ticket_once(
+    client: httpx.AsyncClient,
+    make_account: MakeAccount,
+    make_card: MakeCard,
+    db: async_sessionmaker[AsyncSession],
+    worker: None,
+) -> None:
+    organizer = await make_organizer(make_account, db)
+    event_id = await create_event(client, organizer, **paid())
+    fans = [await make_account() for _ in range(3)]
+    for fan in fans:
+        assert (await buy(client, event_id, fan, await make_card(GOOD_CARD))).status_code == 200
+    assert (await client.post(f"/v1/events/{event_id}/cancel", headers=organizer.headers)).status_code == 200
+
+    # The real worker relays event.cancelled to refund_event_tickets (and its sweep would catch up too).
+    payments = await wait_for_refunds(db, event_id, 3)
+    assert [p.status for p in payments] == ["refunded"] * 3
+    await asyncio.sleep(1)  # localstripe's charge.refunded webhooks arrive; they must not book again
+    legs = [await ledger_legs(db, p.id) for p in payments]
+    assert [len(x) for x in legs] == [8, 8, 8]
+    assert all(sum(leg.amount_cents for leg in each) == 0 for each in legs)
+    for each in legs:
+        assert sum(leg.amount_cents for leg in each if leg.account == "organizer") == 0
+    mine = await earnings(client, organizer)
+    assert mine["gross_cents"] == mine["refund_cents"] == 3 * PRICE
+    assert mine["net_cents"] == 0
+
+
+async def test_organizer_refund_endpoint(
+    client: httpx.AsyncClient, make_account: MakeAccount, make_card: MakeCard, db: async_sessionmaker[AsyncSession]
+) -> None:
+    organizer = await make_organizer(make_account, db)
+    other_organizer = await make_organizer(make_account, db)
+    event_id = await create_event(client, organizer, **paid(capacity=1))
+    fan, waiting = await make_account(), await make_account()
+    ticket = (await buy(client, event_id, fan, await make_card(GOOD_CARD))).json()["ticket"]
+    assert (await buy(client, event_id, waiting, await make_card(GOOD_CARD))).json()["status"] == "waitlisted"
+    path = f"/v1/payments/{ticket['payment_id']}/refund"
+
+    for stranger in (fan, other_organizer):
+        refused = await client.post(path, headers=stranger.headers)
+        assert refused.status_code == 404, refused.text
+    assert [p.status for p in await payments_of(db, event_id)] == ["succeeded"]
+
+    refunded = await client.post(path, headers=organizer.headers)
+    assert refunded.status_code == 200, refunded.text
+    assert refunded.json()["status"] == "refunded"
+    assert await rsvp_status(db, event_id, fan) == "cancelled"
+    assert await rsvp_status(db, event_id, waiting) == "offered"
+    again = await client.post(path, headers=organizer.headers)
+    assert again.status_code == 409, again.text
+    assert again.json()["code"] == "not_refundable"
+
+
+async def test_payouts_never_exceed_the_available_net(
+    client: httpx.AsyncClient, make_account: MakeAccount, make_card: MakeCard, db: async_sessionmaker[AsyncSession]
+) -> None:
+    organizer = await make_organizer(make_account, db)
+    event_id = await create_event(client, organizer, **paid())
+    for _ in range(2):
+        assert (await buy(client, event_id, await make_account(), await make_card(GOOD_CARD))).status_code == 200
+    net = 2 * (PRICE - 75)
+    assert (await earnings(client, organizer))["available_cents"] == net
+
+    too_much = await client.post("/v1/payouts", json={"amount_cents": net + 1}, headers=organizer.headers)
+    assert too_much.status_code == 409, too_much.text
+    assert too_much.json()["code"] == "insufficient_balance"
+    zero = await client.post("/v1/payouts", json={"amount_cents": 0}, headers=organizer.headers)
+    assert zero.status_code in (400, 422), zero.text
+
+    # Five requests for the whole balance at once: exactly one is paid.
+    racing = await asyncio.gather(
+        *(client.post("/v1/payouts", json={"amount_cents": net}, headers=organizer.headers) for _ in range(5))
+    )
+    assert sorted(r.status_code for r in racing) == [201, 409, 409, 409, 409]
+    created = next(r.json() for r in racing if r.status_code == 201)
+    assert created["status"] == "paid"
+    assert created["provider"] == "manual"
+    assert created["payout_id"].startswith("po_")
+    async with db() as session:
+        total = await session.scalar(
+            select(func.sum(Payout.amount_cents)).where(
+                Payout.organizer_id == ids.decode(ids.Prefix.USER, organizer.id)
+            )
+        )
+    assert total == net
+    listed = (await client.get("/v1/payouts", headers=organizer.headers)).json()
+    assert [p["payout_id"] for p in listed["items"]] == [created["payout_id"]]
+    mine = await earnings(client, organizer)
+    assert (mine["paid_out_cents"], mine["available_cents"]) == (net, 0)
+    empty = await client.post("/v1/payouts", json={}, headers=organizer.headers)
+    assert empty.status_code == 409, empty.text
+    assert empty.json()["code"] == "nothing_to_pay_out"
+
+    stranger = await make_account()
+    assert (await client.get("/v1/payouts", headers=stranger.headers)).json()["items"] == []
+    theirs = await earnings(client, stranger)
+    assert (theirs["gross_cents"], theirs["events"]) == (0, [])
+
+
+async def test_pay_at_venue_tickets_are_unpaid_until_marked(
+    client: httpx.AsyncClient, make_account: MakeAccount, make_card: MakeCard, db: async_sessionmaker[AsyncSession]
+) -> None:
+    organizer = await make_organizer(make_account, db)
+    event_id = await create_event(client, organizer, **paid(provider="pay_at_venue"))
+    card_event = await create_event(client, organizer, **paid())
+    fan, stranger = await make_account(), await make_account()
+
+    going = await client.post(
+        f"/v1/events/{event_id}/rsvp", json={"status": "going", "guest_count": 1}, headers=fan.headers
+    )
+    assert going.status_code == 200, going.text
+    assert going.json()["status"] == "confirmed"
+    assert going.json()["ticket"]["status"] == "unpaid"
+    assert going.json()["ticket"]["provider"] == "pay_at_venue"
+    assert going.json()["ticket"]["amount_cents"] == 2 * PRICE
+
+    mark = f"/v1/events/{event_id}/attendees/{fan.id}/mark-paid"
+    refused = await client.post(mark, headers=stranger.headers)
+    assert refused.status_code == 403, refused.text
+    assert (
+        await client.post(f"/v1/events/{event_id}/attendees/usr_nope/mark-paid", headers=organizer.headers)
+    ).status_code == 404
+    assert (
+        await client.post(f"/v1/events/{event_id}/attendees/{stranger.id}/mark-paid", headers=organizer.headers)
+    ).status_code == 404
+    not_venue = await client.post(f"/v1/events/{card_event}/attendees/{fan.id}/mark-paid", headers=organizer.headers)
+    assert not_venue.status_code == 409, not_venue.text
+
+    marked = await client.post(mark, headers=organizer.headers)
+    assert marked.status_code == 200, marked.text
+    assert marked.json()["status"] == "paid"
+    rsvp_id = going.json()["rsvp_id"]
+    again = await client.post(f"/v1/events/{event_id}/attendees/{rsvp_id}/mark-paid", headers=organizer.headers)
+    assert again.json()["payment_id"] == marked.json()["payment_id"]
+    assert len(await payments_of(db, event_id)) == 1
+    mine = await earnings(client, organizer)
+    # Cash collected at the door is shown but is not the platform's to pay out.
+    assert (mine["collected_at_venue_cents"], mine["net_cents"]) == (2 * PRICE, 0)
+
+
+async def test_approval_gated_paid_event_charges_only_after_approval(
+    client: httpx.AsyncClient, make_account: MakeAccount, make_card: MakeCard, db: async_sessionmaker[AsyncSession]
+) -> None:
+    organizer = await make_organizer(make_account, db)
+    event_id = await create_event(client, organizer, **paid(requires_approval=True))
+    fan = await make_account()
+    pending = await buy(client, event_id, fan, await make_card(GOOD_CARD))
+    assert pending.status_code == 200, pending.text
+    assert pending.json()["status"] == "pending_approval"
+    assert await payments_of(db, event_id) == []
+
+    approved = await client.post(
+        f"/v1/events/{event_id}/attendees/{pending.json()['rsvp_id']}/approve", headers=organizer.headers
+    )
+    assert approved.status_code == 200, approved.text
+    assert await rsvp_status(db, event_id, fan) == "offered"
+    bought = await buy(client, event_id, fan, await make_card(GOOD_CARD))
+    assert bought.status_code == 200, bought.text
+    assert bought.json()["status"] == "confirmed"
+    assert bought.json()["ticket"]["status"] == "succeeded"
