@@ -28,7 +28,7 @@ from shared.mail import Mailer
 from shared.storage import Storage
 from workers.context import EXIT_STACK_KEY, RESOURCES_KEY, SETTINGS_KEY, WorkerResources
 from workers.jobs.base import JobSpec
-from workers.jobs.discovery import REFRESH_RECOMMENDATIONS, refresh_active_users
+from workers.jobs.discovery import REFRESH_RECOMMENDATIONS, flush_pending_refreshes, refresh_active_users
 from workers.jobs.events import send_event_reminders
 from workers.jobs.gamification import ON_ACTIVITY, ON_STREAK_ACTIVITY, leaderboard_snapshots, streak_reminders
 from workers.jobs.mail import SEND_EMAIL
@@ -87,6 +87,8 @@ def cron_jobs() -> list[CronJob]:
         cron(refresh_boosts, name="refresh_boosts", second=40, run_at_startup=True, timeout=60),
         # Hourly; it only queues per-user refresh jobs (each bounded by its own timeout).
         cron(refresh_active_users, name="refresh_recommendations", minute=23, second=0, timeout=300),
+        # Every 15 s: debounced signal refreshes whose window has ended are queued.
+        cron(flush_pending_refreshes, name="flush_recommendation_refreshes", second={5, 20, 35, 50}, timeout=60),
         # Every 15 s, so a lapsed seat hold or waitlist offer is back on sale (or passed on) quickly.
         cron(sweep_tickets, name="sweep_tickets", second={5, 20, 35, 50}, run_at_startup=True, timeout=120),
     ]

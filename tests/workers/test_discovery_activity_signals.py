@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from arq.connections import ArqRedis
@@ -9,7 +10,7 @@ from arq.connections import ArqRedis
 from shared.bus import CommentCreated, EventCheckedIn, PostCreated
 from tests.workers.conftest import MakeUser
 from workers.enqueue import enqueue_for_event
-from workers.jobs.discovery import REFRESH_RECOMMENDATIONS
+from workers.jobs.discovery import DEBOUNCE_S, REFRESH_RECOMMENDATIONS, queue_due_refreshes
 
 
 async def test_check_ins_posts_and_comments_queue_refreshes(
@@ -30,6 +31,7 @@ async def test_check_ins_posts_and_comments_queue_refreshes(
         ),
     ):
         await enqueue_for_event(arq_redis, event, cause=uuid.uuid4())
+    await queue_due_refreshes(arq_redis, time.time() + DEBOUNCE_S + 1)
     queued = [j.decode() for j in await arq_redis.zrange(queue_name, 0, -1)]
     refreshed = {j.split(":")[1] for j in queued if j.startswith(f"{REFRESH_RECOMMENDATIONS.name}:")}
     # The commenter and the post's author both have a new engagement; the author's two signals collapse.

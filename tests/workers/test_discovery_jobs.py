@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import timedelta
 
@@ -20,7 +21,13 @@ from shared.domain.social.models import Friendship
 from shared.domain.users.models import User
 from tests.workers.conftest import Drain, MakeUser
 from workers.enqueue import enqueue_for_event
-from workers.jobs.discovery import DEBOUNCE_S, REFRESH_RECOMMENDATIONS, RefreshRecommendations
+from workers.jobs.discovery import (
+    DEBOUNCE_S,
+    PENDING_REFRESHES_KEY,
+    REFRESH_RECOMMENDATIONS,
+    RefreshRecommendations,
+    queue_due_refreshes,
+)
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -123,19 +130,35 @@ async def test_signal_events_queue_one_debounced_refresh_per_user(
     b = await make_user()
     accepted = FriendAccepted(request_id=uuid.uuid4(), requester_id=a.id, accepter_id=b.id)
     rsvp = RsvpConfirmed(event_id=uuid.uuid4(), rsvp_id=uuid.uuid4(), user_id=a.id)
+    before = time.time()
     await enqueue_for_event(arq_redis, accepted, cause=uuid.uuid4())
     await enqueue_for_event(arq_redis, rsvp, cause=uuid.uuid4())
-    queued = [j.decode() for j in await arq_redis.zrange(queue_name, 0, -1)]
-    mine = sorted(j for j in queued if j.startswith(f"{REFRESH_RECOMMENDATIONS.name}:"))
-    # a's two signals in one window collapse into one job; b gets its own.
-    by_user = {j.split(":")[1] for j in mine}
-    assert by_user == {str(a.id), str(b.id)}
-    assert len(mine) in (2, 3)  # 3 only if the window turned between the two calls
-    for job_id in mine:
-        assert await Job(job_id, arq_redis, _queue_name=queue_name).status() == JobStatus.deferred
-        score = await arq_redis.zscore(queue_name, job_id)
-        assert score is not None
-        assert score > (utcnow().timestamp() + DEBOUNCE_S / 2) * 1000
+
+    async def queued_for() -> list[str]:
+        jobs = [j.decode() for j in await arq_redis.zrange(queue_name, 0, -1)]
+        return sorted(
+            j.split(":")[1]
+            for j in jobs
+            if j.startswith(f"{REFRESH_RECOMMENDATIONS.name}:") and j.split(":")[1] in {str(a.id), str(b.id)}
+        )
+
+    # Nothing is queued while the window is open; each user waits once, until its end.
+    assert await queued_for() == []
+    for user in (a, b):
+        ends = await arq_redis.zscore(PENDING_REFRESHES_KEY, str(user.id))
+        assert ends is not None
+        assert before + DEBOUNCE_S <= ends <= time.time() + DEBOUNCE_S
+    await queue_due_refreshes(arq_redis, before + DEBOUNCE_S / 2)
+    assert await queued_for() == []
+
+    # When it ends, a's two signals are one refresh and b gets its own, queued due now.
+    await queue_due_refreshes(arq_redis, time.time() + DEBOUNCE_S + 1)
+    assert await queued_for() == sorted([str(a.id), str(b.id)])
+    for user in (a, b):
+        assert await arq_redis.zscore(PENDING_REFRESHES_KEY, str(user.id)) is None
+    for job_id in [j.decode() for j in await arq_redis.zrange(queue_name, 0, -1)]:
+        if str(a.id) in job_id or str(b.id) in job_id:
+            assert await Job(job_id, arq_redis, _queue_name=queue_name).status() == JobStatus.queued
 
 
 async def test_the_sweep_picks_recently_active_users_without_a_fresh_list(
