@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from enum import StrEnum
@@ -10,6 +11,8 @@ from enum import StrEnum
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 _DECODE = {c: i for i, c in enumerate(_ALPHABET)}
 _ENCODED_LEN = 26  # 128 bits in 5-bit symbols
+_uuid7_lock = threading.Lock()
+_last_uuid7 = 0  # the previous uuid7 made by this process, as an int
 
 
 class Prefix(StrEnum):
@@ -49,13 +52,28 @@ class InvalidId(ValueError):
 
 
 def uuid7() -> uuid.UUID:
-    """A time-ordered UUID (RFC 9562 version 7): 48-bit ms timestamp, then random bits."""
+    """A time-ordered UUID (RFC 9562 version 7): 48-bit ms timestamp, then random bits.
+
+    Within one process the ids strictly increase (RFC 9562 §6.2, method 3): an id made in the same
+    millisecond as the previous one is that one plus a random step, so rows written in one transaction
+    (outbox events, RSVP history) sort in the order they were made.
+    """
+    global _last_uuid7
     ms = time.time_ns() // 1_000_000
     rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & ((1 << 48) - 1)) << 80 | rand & ((1 << 80) - 1)
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    value = _v7_bits((ms & ((1 << 48) - 1)) << 80 | rand & ((1 << 80) - 1))
+    with _uuid7_lock:
+        if value <= _last_uuid7:
+            # Same (or an earlier, clock stepped back) millisecond: step up from the last id. The step
+            # stays in the 62 low random bits, so the version and variant bits are left as they are.
+            value = _v7_bits(_last_uuid7 + 1 + (rand & 0xFFFF))
+        _last_uuid7 = value
     return uuid.UUID(int=value)
+
+
+def _v7_bits(value: int) -> int:
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    return (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
 
 
 def encode(prefix: Prefix, value: uuid.UUID) -> str:

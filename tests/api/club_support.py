@@ -82,7 +82,7 @@ async def outbox_events(db: async_sessionmaker[AsyncSession], event_type: str, *
     for key, value in match.items():
         query = query.where(OutboxRow.payload[key].astext == value)
     async with db() as session:
-        return list(await session.scalars(query))
+        return list(await session.scalars(query.order_by(OutboxRow.id)))
 
 
 def uuid_of(prefix: ids.Prefix, public_id: str) -> str:

@@ -111,6 +111,7 @@ async def test_preferences_defaults_and_updates(client: httpx.AsyncClient, make_
     expected_types = {
         "rsvp_confirmed", "waitlist_promoted", "rsvp_approved", "event_reminder", "event_cancelled", "event_updated",
         "chat_message", "streak_reminder", "badge_earned", "club_join_approved", "friend_request", "premium_offer",
+        "ticket_offered", "ticket_refunded",
     }  # fmt: skip
     assert set(defaults["types"]) == expected_types
 

@@ -37,3 +37,10 @@ def test_uuid7_is_time_ordered() -> None:
 def test_malformed_or_foreign_ids_are_refused(bad: str) -> None:
     with pytest.raises(ids.InvalidId):
         ids.decode(ids.Prefix.USER, bad)
+
+
+def test_uuid7_strictly_increases_within_a_process() -> None:
+    made = [ids.uuid7() for _ in range(20_000)]  # many per millisecond
+    assert made == sorted(made)
+    assert len(set(made)) == len(made)
+    assert {u.version for u in made} == {7}
