@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from litestar import Request
+from litestar import Request, Response
 from litestar.datastructures import State
 
 from api.runtime import Runtime
@@ -21,7 +21,7 @@ from shared.domain.gamification.services import BadgeService, LeaderboardService
 from shared.domain.media.services import MediaService
 from shared.domain.notifications.services import NotificationService
 from shared.domain.payments.boosts import BoostService
-from shared.domain.payments.idempotency import IdempotencyGuard
+from shared.domain.payments.idempotency import IdempotencyGuard, StoredResponse
 from shared.domain.payments.member_tiers import MemberTierService
 from shared.domain.payments.promos import PromoService
 from shared.domain.payments.services import PaymentService
@@ -152,6 +152,12 @@ def rate_limited(bucket: str) -> Callable[[Request[Any, Any, Any]], Awaitable[No
         await provide_runtime(request.app.state).auth_limiter.hit(bucket, client)
 
     return hit
+
+
+def idempotent_response(stored: StoredResponse) -> Response[bytes]:
+    """The stored JSON answer of an idempotent write, marked ``Idempotent-Replayed`` when it is a repeat."""
+    headers = {"Idempotent-Replayed": "true"} if stored.replayed else {}
+    return Response(stored.body, status_code=stored.status_code, media_type="application/json", headers=headers)
 
 
 def parse_id(prefix: ids.Prefix, value: str) -> uuid.UUID:

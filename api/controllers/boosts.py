@@ -7,16 +7,11 @@ from typing import Any
 from litestar import Controller, Request, Response, get, post
 from litestar.status_codes import HTTP_201_CREATED
 
-from api.deps import parse_id
+from api.deps import idempotent_response, parse_id
 from shared import ids
 from shared.domain.auth.tokens import AccessClaims
 from shared.domain.payments.boosts import BoostRequest, BoostService, BoostView
 from shared.domain.payments.idempotency import IdempotencyGuard
-
-
-def _replay(stored_body: bytes, status_code: int, replayed: bool) -> Response[bytes]:
-    headers = {"Idempotent-Replayed": "true"} if replayed else {}
-    return Response(stored_body, status_code=status_code, media_type="application/json", headers=headers)
 
 
 class BoostController(Controller):
@@ -45,7 +40,7 @@ class BoostController(Controller):
             HTTP_201_CREATED,
             lambda: boost_service.boost_event(caller, target, data),
         )
-        return _replay(stored.body, stored.status_code, stored.replayed)
+        return idempotent_response(stored)
 
     @post("/users/{user_id:str}/boost", status_code=HTTP_201_CREATED)
     async def boost_user(
@@ -67,7 +62,7 @@ class BoostController(Controller):
             HTTP_201_CREATED,
             lambda: boost_service.boost_user(caller, target, data),
         )
-        return _replay(stored.body, stored.status_code, stored.replayed)
+        return idempotent_response(stored)
 
     @get("/boosts/{boost_id:str}")
     async def show(self, boost_id: str, boost_service: BoostService, caller: AccessClaims) -> BoostView:

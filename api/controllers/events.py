@@ -10,7 +10,7 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from api.deps import parse_id
+from api.deps import idempotent_response, parse_id
 from shared import ids
 from shared.domain.auth.tokens import AccessClaims
 from shared.domain.events.schemas import (
@@ -160,8 +160,7 @@ class EventController(Controller):
             HTTP_200_OK,
             lambda: ticket_service.rsvp(caller, _event(event_id), data, key),
         )
-        headers = {"Idempotent-Replayed": "true"} if stored.replayed else {}
-        return Response(stored.body, status_code=stored.status_code, media_type="application/json", headers=headers)
+        return idempotent_response(stored)
 
     @get("/{event_id:str}/attendees")
     async def attendees(

@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Controller, Request, Response, get, post
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from api.deps import parse_id
+from api.deps import idempotent_response, parse_id
 from shared import ids
 from shared.domain.auth.tokens import AccessClaims
 from shared.domain.payments.idempotency import IdempotencyGuard
@@ -77,8 +77,7 @@ class MemberTierController(Controller):
             HTTP_201_CREATED,
             lambda: member_tier_service.subscribe(caller, target, data),
         )
-        headers = {"Idempotent-Replayed": "true"} if stored.replayed else {}
-        return Response(stored.body, status_code=stored.status_code, media_type="application/json", headers=headers)
+        return idempotent_response(stored)
 
     @post("/tiers/{tier_id:str}/cancel", status_code=HTTP_200_OK)
     async def cancel(self, tier_id: str, member_tier_service: MemberTierService, caller: AccessClaims) -> CancelResult:

@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Controller, Request, Response, get, post
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from api.deps import parse_id
+from api.deps import idempotent_response, parse_id
 from shared import ids
 from shared.domain.auth.tokens import AccessClaims
 from shared.domain.payments.idempotency import IdempotencyGuard
@@ -66,8 +66,7 @@ class PaymentController(Controller):
             HTTP_201_CREATED,
             lambda: promo_service.subscribe(caller, data),
         )
-        headers = {"Idempotent-Replayed": "true"} if stored.replayed else {}
-        return Response(stored.body, status_code=stored.status_code, media_type="application/json", headers=headers)
+        return idempotent_response(stored)
 
     @post("/subscription/cancel", status_code=HTTP_200_OK)
     async def cancel(self, payment_service: PaymentService, caller: AccessClaims) -> CancelResult:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import case, func, select, text, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -24,8 +24,6 @@ from shared.domain.payments.schemas import (
     PaymentEntry,
     PlanList,
     PlanOut,
-    SubscribeRequest,
-    SubscribeResult,
     SubscriptionView,
     WebhookAck,
 )
@@ -33,7 +31,7 @@ from shared.domain.payments.stripe_client import StripeGateway, StripeNotFound
 from shared.domain.payments.ticket_models import TicketPayment
 from shared.domain.payments.tiers import TIER_RANK
 from shared.domain.users.models import User
-from shared.errors import Conflict, FieldError, InvalidInput, NotFound, PermissionDenied
+from shared.errors import Conflict, FieldError, InvalidInput, NotFound
 from shared.pagination import Page, clamp_limit, decode_cursor, make_page
 
 log = structlog.get_logger("payments")
@@ -204,68 +202,11 @@ class PaymentService:
             plans = (await session.scalars(select(Plan).order_by(Plan.amount_cents, Plan.id))).all()
         return PlanList(items=[_plan_out(p) for p in plans])
 
-    async def subscribe(self, caller: AccessClaims, data: SubscribeRequest) -> SubscribeResult:
-        """Create a Stripe customer if needed, charge the first period, and record the subscription."""
-        try:
-            user_id = ids.decode(ids.Prefix.USER, data.user_id)
-        except ids.InvalidId:
-            raise InvalidInput(errors=[FieldError("user_id", "not a user id")]) from None
-        if user_id != caller.user_id:
-            raise PermissionDenied("you can only subscribe yourself", code="forbidden")
-        await self.ensure_catalog()
-        async with self._sessions() as session:
-            plan = await session.get(Plan, data.plan_id)
-        if plan is None:
-            raise NotFound("no such plan", code="plan_not_found")
-        if data.promo_code is not None and not await self._stripe.coupon_exists(data.promo_code):
-            raise InvalidInput(
-                "this promo code is not valid",
-                code="invalid_promo_code",
-                errors=[FieldError("promo_code", "unknown or expired")],
-            )
-        customer_id = await self._customer_for(user_id)
-        async with self._sessions.begin() as session:
-            # One subscribe per user at a time, so two concurrent requests cannot both charge.
-            await session.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"subscribe:{user_id}"}
-            )
-            current = await session.scalar(
-                select(Subscription.id).where(
-                    Subscription.user_id == user_id, Subscription.status.in_(ENTITLED_STATUSES)
-                )
-            )
-            if current is not None:
-                raise Conflict("you already have an active subscription", code="already_subscribed")
-            local_id = ids.uuid7()
-            key = f"subscribe-{local_id}"
-            await self._stripe.set_default_payment_method(customer_id, data.payment_method_id, key)
-            metadata = {"user_id": ids.encode(ids.Prefix.USER, user_id), "plan_id": plan.id}
-            if data.promo_code is not None:
-                metadata["promo_code"] = data.promo_code
-            remote = await self._stripe.create_subscription(customer_id, plan.id, metadata, key)
-            sub = Subscription(
-                id=local_id,
-                user_id=user_id,
-                plan_id=plan.id,
-                stripe_subscription_id=remote.id,
-                stripe_idempotency_key=key,
-                status=str(remote.status),
-                current_period_end=_period_end(remote.to_dict()),
-                cancel_at_period_end=bool(remote["cancel_at_period_end"]),
-                promo_code=data.promo_code,
-            )
-            session.add(sub)
-            await settle(session, sub)
-        log.info("subscription created", subscription=remote.id, status=sub.status, plan=plan.id)
-        return SubscribeResult(
-            subscription_id=ids.encode(ids.Prefix.SUBSCRIPTION, local_id),
-            status=sub.status,
-            renewal_date=sub.current_period_end.date(),
-            client_secret=None,
-        )
+    async def customer_for(self, user_id: uuid.UUID) -> str:
+        """The user's Stripe customer id, created on first use (subscriptions, boosts, tiers, tickets).
 
-    async def _customer_for(self, user_id: uuid.UUID) -> str:
-        # Committed on its own, so a declined first charge keeps the customer for the retry.
+        Committed on its own, so a declined first charge keeps the customer for the retry.
+        """
         async with self._sessions.begin() as session:
             existing = await session.scalar(
                 select(StripeCustomer.stripe_customer_id).where(StripeCustomer.user_id == user_id)
@@ -286,10 +227,6 @@ class PaymentService:
                 select(StripeCustomer.stripe_customer_id).where(StripeCustomer.user_id == user_id)
             )
         return winner or created
-
-    async def customer_for(self, user_id: uuid.UUID) -> str:
-        """The user's Stripe customer id, created on first use (for boosts, tiers and other charges)."""
-        return await self._customer_for(user_id)
 
     async def _current(self, session: AsyncSession, user_id: uuid.UUID) -> tuple[Subscription, Plan] | None:
         row = (

@@ -118,20 +118,6 @@ class StripeGateway:
             )
         )
 
-    async def create_subscription(
-        self, customer_id: str, plan_id: str, metadata: dict[str, str], idempotency_key: str
-    ) -> stripe.Subscription:
-        """Subscribe and charge the first invoice now; a decline raises :class:`PaymentFailed`."""
-        params: Any = {
-            "customer": customer_id,
-            "items": [{"plan": plan_id}],
-            "metadata": metadata,
-            "payment_behavior": "error_if_incomplete",
-        }
-        return await self._call(
-            lambda: self._client.subscriptions.create_async(params, {"idempotency_key": idempotency_key})
-        )
-
     async def retrieve_subscription(self, subscription_id: str) -> stripe.Subscription:
         """The subscription as Stripe has it now."""
         return await self._call(lambda: self._client.subscriptions.retrieve_async(subscription_id))

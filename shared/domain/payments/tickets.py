@@ -338,7 +338,7 @@ class TicketService:
             holding = rsvp.status in SEAT_STATUSES and payment.status == "pending"
             payment.status = "succeeded"
             await session.flush()
-            await self._book_charge(session, payment)
+            await self._book(session, payment)
             if holding:
                 reason = "offer_paid" if rsvp.status == RsvpStatus.OFFERED else "paid"
                 await self._events.confirm_held(session, event, rsvp, reason)
@@ -384,7 +384,7 @@ class TicketService:
         payment.status = "refunded"
         payment.refunded_cents = payment.amount_cents
         await session.flush()
-        await self._book_refund(session, payment)
+        await self._book(session, payment, refund=True)
         title = await session.scalar(select(Event.title).where(Event.id == payment.event_id))
         await notify(
             session,
@@ -548,17 +548,18 @@ class TicketService:
             .on_conflict_do_nothing(index_elements=["source_ref", "kind", "account"])
         )
 
-    async def _book_charge(self, session: AsyncSession, payment: TicketPayment) -> None:
-        """The attendee pays the organizer; the organizer pays the platform its fee."""
-        ref = f"ticket:{payment.id}"
+    async def _book(self, session: AsyncSession, payment: TicketPayment, *, refund: bool = False) -> None:
+        """A charge: the attendee pays the organizer, who pays the platform its fee; a refund reverses both."""
+        sign = -1 if refund else 1
+        ref = f"ticket:{payment.id}:refund" if refund else f"ticket:{payment.id}"
         await self._legs(
             session,
             payment,
-            "charge",
+            "refund" if refund else "charge",
             ref,
             [
-                (CUSTOMER_ACCOUNT, payment.user_id, -payment.amount_cents),
-                (ORGANIZER_ACCOUNT, payment.organizer_id, payment.amount_cents),
+                (CUSTOMER_ACCOUNT, payment.user_id, -sign * payment.amount_cents),
+                (ORGANIZER_ACCOUNT, payment.organizer_id, sign * payment.amount_cents),
             ],
         )
         if payment.fee_cents:
@@ -568,33 +569,8 @@ class TicketService:
                 "fee",
                 ref,
                 [
-                    (ORGANIZER_ACCOUNT, payment.organizer_id, -payment.fee_cents),
-                    (REVENUE_ACCOUNT, None, payment.fee_cents),
-                ],
-            )
-
-    async def _book_refund(self, session: AsyncSession, payment: TicketPayment) -> None:
-        """The organizer pays the attendee back; the platform returns its fee to the organizer."""
-        ref = f"ticket:{payment.id}:refund"
-        await self._legs(
-            session,
-            payment,
-            "refund",
-            ref,
-            [
-                (ORGANIZER_ACCOUNT, payment.organizer_id, -payment.amount_cents),
-                (CUSTOMER_ACCOUNT, payment.user_id, payment.amount_cents),
-            ],
-        )
-        if payment.fee_cents:
-            await self._legs(
-                session,
-                payment,
-                "fee",
-                ref,
-                [
-                    (REVENUE_ACCOUNT, None, -payment.fee_cents),
-                    (ORGANIZER_ACCOUNT, payment.organizer_id, payment.fee_cents),
+                    (ORGANIZER_ACCOUNT, payment.organizer_id, -sign * payment.fee_cents),
+                    (REVENUE_ACCOUNT, None, sign * payment.fee_cents),
                 ],
             )
 
