@@ -21,6 +21,9 @@ from shared.storage import Storage
 RESOURCES_KEY = "tribe_resources"
 SETTINGS_KEY = "tribe_settings"
 EXIT_STACK_KEY = "tribe_exit_stack"
+# Set (to True) in a worker's ctx to run it without the outbox relay: a burst worker that only runs its
+# start-up crons under a frozen clock must not pull in other jobs, whose retries would never come due.
+NO_RELAY_KEY = "tribe_no_relay"
 
 Clock = Callable[[], datetime]
 

@@ -26,7 +26,7 @@ from shared.domain.notifications.services import UnsubscribeTokens
 from shared.errors import Unavailable
 from shared.mail import Mailer
 from shared.storage import Storage
-from workers.context import EXIT_STACK_KEY, RESOURCES_KEY, SETTINGS_KEY, WorkerResources
+from workers.context import EXIT_STACK_KEY, NO_RELAY_KEY, RESOURCES_KEY, SETTINGS_KEY, WorkerResources
 from workers.jobs.base import JobSpec
 from workers.jobs.discovery import REFRESH_RECOMMENDATIONS, flush_pending_refreshes, refresh_active_users
 from workers.jobs.events import send_event_reminders
@@ -167,14 +167,15 @@ async def startup(ctx: dict[Any, Any]) -> None:
                 public_api_url=settings.public_api_url,
             ),
         )
-        relay = OutboxRelay(
-            sessions=resources.sessions,
-            redis=resources.redis,
-            nats=nats,
-            listen_dsn=listen_dsn(settings.database_url),
-        )
-        relay.start()
-        stack.push_async_callback(relay.stop)
+        if not ctx.get(NO_RELAY_KEY):
+            relay = OutboxRelay(
+                sessions=resources.sessions,
+                redis=resources.redis,
+                nats=nats,
+                listen_dsn=listen_dsn(settings.database_url),
+            )
+            relay.start()
+            stack.push_async_callback(relay.stop)
         ctx[RESOURCES_KEY] = resources
     except BaseException:
         # arq calls on_shutdown even after a failed start-up; leave it nothing half-built.

@@ -8,12 +8,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import time_machine
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import ids
-from shared.config import load_settings
 from shared.domain.events.models import Event
 from shared.domain.payments.boosts import boosted_event_filter
 from shared.domain.payments.models import Boost, LedgerEntry
@@ -22,7 +20,7 @@ from tests.api.club_support import uuid_of as uuid_of_str
 from tests.api.conftest import Account, MakeAccount
 from tests.api.events.helpers import create_event, make_organizer, soon
 from tests.api.test_payments import DECLINED_CARD, GOOD_CARD, MakeCard, make_card, stripe_base  # noqa: F401
-from workers.settings import create_worker
+from tests.api.worker_support import run_startup_crons
 
 # Attaches, then is declined when charged (4000000000000002 is declined when attached).
 CHARGE_DECLINED_CARD = "4000000000000341"
@@ -159,18 +157,6 @@ async def test_a_boosted_event_ranks_first_only_during_its_window(
     assert (await client.get(f"/v1/boosts/{boost_id}", headers=organizer.headers)).json()["status"] == "expired"
 
 
-async def run_worker_at(engine_env: dict[str, str], at: datetime) -> None:
-    """One burst of the worker (cron jobs that run at start-up included) with the clock at ``at``."""
-    with time_machine.travel(at, tick=False):
-        worker = create_worker(
-            load_settings(engine_env), burst=True, handle_signals=False, queue_name=f"tribe-test:{uuid.uuid4().hex}"
-        )
-        try:
-            await worker.async_run()
-        finally:
-            await worker.close()
-
-
 async def test_refresh_boosts_moves_the_stored_status_with_the_clock(
     client: httpx.AsyncClient,
     make_account: MakeAccount,
@@ -194,9 +180,9 @@ async def test_refresh_boosts_moves_the_stored_status_with_the_clock(
         return value
 
     assert await stored_status() == "scheduled"
-    await run_worker_at(engine_env, start + timedelta(minutes=10))
+    await run_startup_crons(engine_env, start + timedelta(minutes=10))
     assert await stored_status() == "active"
-    await run_worker_at(engine_env, start + timedelta(hours=2, minutes=1))
+    await run_startup_crons(engine_env, start + timedelta(hours=2, minutes=1))
     assert await stored_status() == "expired"
 
 

@@ -21,7 +21,7 @@ from shared.domain.gamification.models import ActivityCounter
 from tests.api.club_support import create_club
 from tests.api.conftest import Account, MakeAccount
 from tests.api.events.helpers import create_event, make_organizer, rsvp, soon
-from tests.api.events.test_reminders import run_cron_once
+from tests.api.worker_support import run_startup_crons
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -99,11 +99,11 @@ async def test_reminders_notify_the_attendee(
     )
     guest = await make_account()
     await rsvp(client, event_id, guest)
-    await run_cron_once(engine_env, start - timedelta(hours=23))
+    await run_startup_crons(engine_env, start - timedelta(hours=23))
     [reminder] = await wait_for(client, guest, "event_reminder")
     assert reminder["payload"]["event_id"] == event_id
     assert reminder["payload"]["reminder"] == "24h"
-    await run_cron_once(engine_env, start - timedelta(minutes=50))
+    await run_startup_crons(engine_env, start - timedelta(minutes=50))
     await wait_for(client, guest, "event_reminder", count=2)
     assert await notifications(client, organizer, "event_reminder") == []
 

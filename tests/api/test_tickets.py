@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-import time_machine
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -21,7 +20,7 @@ from shared.domain.payments.models import LedgerEntry
 from shared.domain.payments.ticket_models import Payout, TicketPayment
 from tests.api.conftest import Account, MakeAccount
 from tests.api.events.helpers import bulk_accounts, create_event, make_organizer, soon
-from workers.settings import create_worker
+from tests.api.worker_support import run_startup_crons
 
 GOOD_CARD = "4242424242424242"
 # Attaches fine but every charge is declined (Stripe's test card for a decline at payment time).
@@ -132,18 +131,6 @@ async def earnings(client: httpx.AsyncClient, user: Account) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-async def run_worker_once(engine_env: dict[str, str], at: datetime) -> None:
-    """A burst worker with the clock frozen at ``at``: its start-up crons (the ticket sweep among them) run once."""
-    with time_machine.travel(at, tick=False):
-        worker = create_worker(
-            load_settings(engine_env), burst=True, handle_signals=False, queue_name=f"tribe-test:{uuid.uuid4().hex}"
-        )
-        try:
-            await worker.async_run()
-        finally:
-            await worker.close()
 
 
 async def test_paid_rsvp_charges_confirms_and_books_the_ledger(
@@ -336,9 +323,9 @@ async def test_attendee_refund_policy_and_offer_handover(
     # The offer lapses: a sweep before its expiry changes nothing, after it the third fan gets the seat.
     offer_seconds = load_settings(engine_env).ticket_offer_seconds
     now = datetime.now(UTC)
-    await run_worker_once(engine_env, now + timedelta(seconds=offer_seconds - 120))
+    await run_startup_crons(engine_env, now + timedelta(seconds=offer_seconds - 120))
     assert await rsvp_status(db, event_id, second) == "offered"
-    await run_worker_once(engine_env, now + timedelta(seconds=offer_seconds + 60))
+    await run_startup_crons(engine_env, now + timedelta(seconds=offer_seconds + 60))
     assert await rsvp_status(db, event_id, second) == "cancelled"
     assert await rsvp_status(db, event_id, third) == "offered"
     assert await seats_taken(db, event_id) == 1
@@ -407,9 +394,9 @@ async def test_held_seats_expire_with_the_clock(
     # The held seat counts against capacity: the next buyer waits and is not charged.
     assert (await buy(client, event_id, waiting, await make_card(GOOD_CARD))).json()["status"] == "waitlisted"
 
-    await run_worker_once(engine_env, hold_until - timedelta(seconds=30))
+    await run_startup_crons(engine_env, hold_until - timedelta(seconds=30))
     assert await rsvp_status(db, event_id, buyer) == "held"
-    await run_worker_once(engine_env, hold_until + timedelta(seconds=1))
+    await run_startup_crons(engine_env, hold_until + timedelta(seconds=1))
     assert await rsvp_status(db, event_id, buyer) == "cancelled"
     assert await rsvp_status(db, event_id, waiting) == "offered"
     assert await seats_taken(db, event_id) == 1

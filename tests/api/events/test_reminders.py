@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import httpx
-import time_machine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import ids
-from shared.config import load_settings
 from tests.api.club_support import outbox_events, uuid_of
 from tests.api.conftest import MakeAccount
 from tests.api.events.helpers import create_event, make_organizer, rsvp, soon
-from workers.settings import create_worker
-
-
-async def run_cron_once(engine_env: dict[str, str], at: datetime) -> None:
-    """Run the worker in burst mode with the clock frozen at ``at``: its start-up cron runs once."""
-    with time_machine.travel(at, tick=False):
-        worker = create_worker(
-            load_settings(engine_env), burst=True, handle_signals=False, queue_name=f"tribe-test:{uuid.uuid4().hex}"
-        )
-        try:
-            await worker.async_run()
-        finally:
-            await worker.close()
+from tests.api.worker_support import run_startup_crons
 
 
 async def reminders(db: async_sessionmaker[AsyncSession], event_id: str) -> list[tuple[str, str, str]]:
@@ -52,16 +37,16 @@ async def test_reminders_go_out_once_and_follow_a_rescheduled_event(
     assert (await rsvp(client, event_id, waiting))["status"] == "waitlisted"
     user = uuid_of(ids.Prefix.USER, guest.id)
 
-    await run_cron_once(engine_env, start - timedelta(hours=30))
+    await run_startup_crons(engine_env, start - timedelta(hours=30))
     assert await reminders(db, event_id) == []
 
-    await run_cron_once(engine_env, start - timedelta(hours=23))
-    await run_cron_once(engine_env, start - timedelta(hours=22, minutes=59))
+    await run_startup_crons(engine_env, start - timedelta(hours=23))
+    await run_startup_crons(engine_env, start - timedelta(hours=22, minutes=59))
     day = [(user, "24h", start.isoformat().replace("+00:00", "Z"))]
     assert await reminders(db, event_id) == day
 
-    await run_cron_once(engine_env, start - timedelta(minutes=50))
-    await run_cron_once(engine_env, start - timedelta(minutes=49))
+    await run_startup_crons(engine_env, start - timedelta(minutes=50))
+    await run_startup_crons(engine_env, start - timedelta(minutes=49))
     hour = [(user, "1h", start.isoformat().replace("+00:00", "Z"))]
     assert await reminders(db, event_id) == sorted(day + hour)
 
@@ -74,8 +59,8 @@ async def test_reminders_go_out_once_and_follow_a_rescheduled_event(
     )
     assert moved.status_code == 200
     for at in (new_start - timedelta(hours=23), new_start - timedelta(hours=20), new_start - timedelta(minutes=30)):
-        await run_cron_once(engine_env, at)
-        await run_cron_once(engine_env, at + timedelta(seconds=1))
+        await run_startup_crons(engine_env, at)
+        await run_startup_crons(engine_env, at + timedelta(seconds=1))
     stamp = new_start.isoformat().replace("+00:00", "Z")
     assert await reminders(db, event_id) == sorted(day + hour + [(user, "24h", stamp), (user, "1h", stamp)])
 
