@@ -24,6 +24,7 @@ from tests.api.test_payments import (  # noqa: F401
     GOOD_CARD,
     MakeCard,
     deliver,
+    ledger_is_balanced,
     make_card,
     stripe_base,
     stripe_event,
@@ -64,20 +65,6 @@ async def wait_for_gross(client: httpx.AsyncClient, creator: Account, gross: int
         while (found := await earnings(client, creator))["gross_cents"] != gross:
             await asyncio.sleep(0.2)
     return found
-
-
-async def ledger_is_balanced(db: async_sessionmaker[AsyncSession]) -> bool:
-    """Every ledger transaction, and so the whole ledger, sums to zero."""
-    async with db() as session:
-        unbalanced = (
-            await session.execute(
-                select(LedgerEntry.transaction_id)
-                .group_by(LedgerEntry.transaction_id)
-                .having(func.sum(LedgerEntry.amount_cents) != 0)
-            )
-        ).all()
-        total = await session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_cents), 0)))
-    return unbalanced == [] and total == 0
 
 
 async def tier_count(db: async_sessionmaker[AsyncSession]) -> int:
