@@ -32,7 +32,7 @@ from api.controllers.moderation import ChatModerationController, ClubBlocklistCo
 from api.controllers.notifications import DeviceController, NotificationController
 from api.controllers.payments import PaymentController, PlanController, UserSubscriptionController
 from api.controllers.posts import PostController
-from api.controllers.promos import PromoCodeController
+from api.controllers.promos import PromoCodeController, TierPromoCodeController
 from api.controllers.search import SearchController
 from api.controllers.social import FriendController, InviteController, UserGraphController, VouchController
 from api.controllers.tickets import (
@@ -124,6 +124,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ClubBlocklistController,
             BoostController,
             PromoCodeController,
+            TierPromoCodeController,
             MemberTierController,
             RecommendationController,
             PlaceController,

@@ -86,6 +86,7 @@ async def open_runtime(settings: Settings) -> Runtime:
     media = MediaService(settings, sessions, reads, Storage(settings))
     posts = PostService(sessions, reads, media=media)
     payments = PaymentService(sessions, StripeGateway(settings))
+    promos = PromoService(sessions, StripeGateway(settings), payments)
     fastreads = await FastReads.open(settings)
     access_cache = AccessCache(settings.access_cache_seconds)
     access_listener = AccessListener(asyncpg_dsn(settings.database_url), access_cache)
@@ -118,8 +119,8 @@ async def open_runtime(settings: Settings) -> Runtime:
         idempotency=IdempotencyGuard(sessions),
         auth_limiter=RateLimiter(redis, settings.auth_rate_limit_per_minute),
         boosts=BoostService(settings, sessions, StripeGateway(settings), payments),
-        promos=PromoService(sessions, StripeGateway(settings), payments),
-        member_tiers=MemberTierService(settings, sessions, StripeGateway(settings), payments),
+        promos=promos,
+        member_tiers=MemberTierService(settings, sessions, StripeGateway(settings), payments, promos),
         fastreads=fastreads,
         access_listener=access_listener,
     )

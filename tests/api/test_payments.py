@@ -131,6 +131,20 @@ async def subscription_events(db: async_sessionmaker[AsyncSession], account: Acc
         return list(rows)
 
 
+async def ledger_is_balanced(db: async_sessionmaker[AsyncSession]) -> bool:
+    """Every ledger transaction, and so the whole ledger, sums to zero."""
+    async with db() as session:
+        unbalanced = (
+            await session.execute(
+                select(LedgerEntry.transaction_id)
+                .group_by(LedgerEntry.transaction_id)
+                .having(func.sum(LedgerEntry.amount_cents) != 0)
+            )
+        ).all()
+        total = await session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_cents), 0)))
+    return unbalanced == [] and total == 0
+
+
 async def premium_tier(client: httpx.AsyncClient, account: Account) -> str | None:
     """The caller's derived premium tier."""
     me = await client.get("/v1/users/me", headers=account.headers)
@@ -517,17 +531,7 @@ async def test_ledger_balances_and_history_lists_own_movements(
     bad_cursor = await client.get("/v1/payments", params={"cursor": "garbage"}, headers=user.headers)
     assert bad_cursor.status_code == 422
 
-    async with db() as session:
-        unbalanced = (
-            await session.execute(
-                select(LedgerEntry.transaction_id)
-                .group_by(LedgerEntry.transaction_id)
-                .having(func.sum(LedgerEntry.amount_cents) != 0)
-            )
-        ).all()
-        total = await session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_cents), 0)))
-    assert unbalanced == []
-    assert total == 0
+    assert await ledger_is_balanced(db)
 
 
 async def test_club_gating_before_and_after_subscribing(

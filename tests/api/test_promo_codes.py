@@ -107,6 +107,8 @@ async def test_admins_manage_codes_and_others_cannot(
         "redemption_count": 0,
         "expires_at": None,
         "active": True,
+        "owner_id": None,
+        "club_id": None,
     }
     again = await create_code(client, admin, code=code, percent_off=5)
     assert again.status_code == 409, again.text

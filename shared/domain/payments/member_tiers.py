@@ -4,16 +4,18 @@ A tier is a Stripe product and plan. Subscribing creates a Stripe subscription r
 ``subscriptions`` with ``member_tier_id`` (and no ``plan_id``), so the existing webhooks keep its
 status in step. Every paid invoice of a tier books the charge to the creator's earnings and the
 platform fee (``member_tiers.fee_bps``, from ``TRIBE_PLATFORM_FEE_BPS`` when the tier was made)
-back to the platform. A club tier grants an active club membership while the subscription is
-entitled; when it lapses (deleted, unpaid, expired) the membership it granted is removed.
+back to the platform; a refund of a tier invoice (``charge.refunded``) reverses both, in proportion.
+A tier takes the promo codes its creator (or club) made, never a platform code (see ``promos``).
+A club tier grants an active club membership while the subscription is entitled; when it lapses
+(deleted, unpaid, expired) the membership it granted is removed.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 import structlog
@@ -27,13 +29,15 @@ from shared.clock import utcnow
 from shared.config import Settings
 from shared.domain.auth.tokens import AccessClaims
 from shared.domain.clubs.models import Club, ClubMembership, MemberRole, MembershipStatus
-from shared.domain.payments.ledger import CREATOR_ACCOUNT, book_creator_charge
+from shared.domain.payments.ledger import CREATOR_ACCOUNT, book_creator_charge, book_creator_refund
 from shared.domain.payments.models import LedgerEntry, MemberTier, Subscription
+from shared.domain.payments.owners import require_club_owner, require_self
+from shared.domain.payments.promos import PromoScope, PromoService, normalize_code
 from shared.domain.payments.schemas import CancelResult
 from shared.domain.payments.services import CURRENCY, ENTITLED_STATUSES, PaymentService, _period_end, settle
 from shared.domain.payments.stripe_client import StripeGateway
 from shared.domain.users.models import User
-from shared.errors import Conflict, FieldError, InvalidInput, NotFound, PermissionDenied
+from shared.errors import Conflict, FieldError, InvalidInput, NotFound
 
 log = structlog.get_logger("payments.member_tiers")
 
@@ -71,9 +75,10 @@ class TierList(msgspec.Struct, frozen=True):
 
 
 class TierSubscribeRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Subscribe to a tier with a card."""
+    """Subscribe to a tier with a card, and optionally a promo code of that creator or club."""
 
     payment_method_id: str
+    promo_code: str | None = None
 
 
 class TierSubscribeResult(msgspec.Struct, frozen=True):
@@ -223,6 +228,32 @@ async def book_tier_invoice(
     )
 
 
+async def book_tier_refund(
+    session: AsyncSession,
+    sub: Subscription,
+    invoice: Mapping[str, Any],
+    charge_id: str,
+    refunded_total: int,
+    currency: str,
+    now: datetime,
+) -> None:
+    """A refunded tier invoice: the creator gives back the refund and the platform its share of the fee."""
+    invoice_id = str(invoice["id"])
+    amount_paid = int(invoice.get("amount_paid") or 0)
+    if amount_paid > 0:
+        # The refund may overtake the invoice's own webhook: book the charge first (a replay books nothing).
+        await book_tier_invoice(session, sub, invoice_id, amount_paid, currency, now)
+    await book_creator_refund(
+        session,
+        now=now,
+        charge_ref=charge_id,
+        invoice_ref=invoice_id,
+        refunded_total=refunded_total,
+        currency=currency,
+        description=f"refund of tier invoice {invoice_id} (charge {charge_id})",
+    )
+
+
 class MemberTierService:
     """Define tiers, subscribe and cancel; Stripe billing, webhooks keep the status."""
 
@@ -232,12 +263,14 @@ class MemberTierService:
         sessions: async_sessionmaker[AsyncSession],
         stripe: StripeGateway,
         payments: PaymentService,
+        promos: PromoService,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._settings = settings
         self._sessions = sessions
         self._stripe = stripe
         self._payments = payments
+        self._promos = promos
         self._clock = clock
 
     def _validate(self, data: TierCreate) -> tuple[str, str]:
@@ -255,18 +288,12 @@ class MemberTierService:
 
     async def create_creator_tier(self, caller: AccessClaims, user_id: uuid.UUID, data: TierCreate) -> TierView:
         """A tier for your own followers."""
-        if user_id != caller.user_id:
-            raise PermissionDenied("you can only define your own tiers", code="forbidden")
+        require_self(caller, user_id, "tiers")
         return await self._create(caller.user_id, None, data)
 
     async def create_club_tier(self, caller: AccessClaims, club_id: uuid.UUID, data: TierCreate) -> TierView:
         """A paid membership tier of a club you own."""
-        async with self._sessions() as session:
-            club = await session.get(Club, club_id)
-        if club is None or club.deleted_at is not None:
-            raise NotFound("no such club", code="club_not_found")
-        if club.owner_id != caller.user_id:
-            raise PermissionDenied("only the club's owner can define its tiers", code="not_club_owner")
+        await require_club_owner(self._sessions, caller, club_id, "tiers")
         return await self._create(caller.user_id, club_id, data)
 
     async def _create(self, owner_id: uuid.UUID, club_id: uuid.UUID | None, data: TierCreate) -> TierView:
@@ -335,7 +362,11 @@ class MemberTierService:
     async def subscribe(
         self, caller: AccessClaims, tier_id: uuid.UUID, data: TierSubscribeRequest
     ) -> TierSubscribeResult:
-        """Subscribe to a creator's or club's tier (not your own; one live subscription per tier)."""
+        """Subscribe to a creator's or club's tier (not your own; one live subscription per tier).
+
+        A ``promo_code`` must be one the tier's creator (or club) made; a platform code or another
+        creator's is 422 ``invalid_promo_code`` and nothing is charged (see ``promos`` for why).
+        """
         if not data.payment_method_id.strip():
             raise InvalidInput(errors=[FieldError("payment_method_id", "required")])
         async with self._sessions() as session:
@@ -344,6 +375,10 @@ class MemberTierService:
             raise NotFound("no such tier", code="tier_not_found")
         if tier.owner_id == caller.user_id:
             raise Conflict("you cannot subscribe to your own tier", code="own_tier")
+        code = normalize_code(data.promo_code)
+        scope = PromoScope(owner_id=tier.owner_id, club_id=tier.club_id)
+        if code is not None:
+            await self._promos.precheck(code, caller.user_id, scope)
         customer_id = await self._payments.customer_for(caller.user_id)
         async with self._sessions.begin() as session:
             await session.execute(
@@ -366,8 +401,19 @@ class MemberTierService:
                 "user_id": ids.encode(ids.Prefix.USER, caller.user_id),
                 "member_tier_id": ids.encode(ids.Prefix.MEMBER_TIER, tier_id),
             }
-            remote = await self._stripe.create_subscription_awaiting_action(
-                customer_id, tier.stripe_plan_id, metadata, key
+            if code is not None:
+                metadata["promo_code"] = code
+            remote, redemption = await self._promos.start_subscription(
+                session,
+                user_id=caller.user_id,
+                customer_id=customer_id,
+                code=code,
+                scope=scope,
+                amount_cents=tier.amount_cents,
+                key=key,
+                create=lambda: self._stripe.create_subscription_awaiting_action(
+                    customer_id, tier.stripe_plan_id, metadata, key
+                ),
             )
             sub = Subscription(
                 id=local_id,
@@ -378,12 +424,15 @@ class MemberTierService:
                 status=str(remote.status),
                 current_period_end=_period_end(remote.to_dict()),
                 cancel_at_period_end=bool(remote["cancel_at_period_end"]),
+                promo_code=code,
             )
             session.add(sub)
+            await session.flush()
+            await self._promos.link_redemption(session, redemption, local_id)
             # settle() also grants the club membership of a club tier.
             await settle(session, sub)
         client_secret = await self._stripe.subscription_client_secret(remote) if sub.status == "incomplete" else None
-        log.info("tier subscription created", subscription=remote.id, status=sub.status, tier=str(tier_id))
+        log.info("tier subscription created", subscription=remote.id, status=sub.status, tier=str(tier_id), promo=code)
         return TierSubscribeResult(
             subscription_id=ids.encode(ids.Prefix.SUBSCRIPTION, local_id),
             tier_id=ids.encode(ids.Prefix.MEMBER_TIER, tier_id),

@@ -151,7 +151,7 @@ class Boost(UUIDv7Key, Timestamps, Base):
 
 
 class PromoCode(Timestamps, Base):
-    """A promo code that discounts the first invoice of a subscription; redemptions are capped in the DB."""
+    """A promo code off the first invoice of a plan or tier subscription; redemptions are capped in the DB."""
 
     __tablename__ = "promo_codes"
     __table_args__ = (
@@ -161,6 +161,7 @@ class PromoCode(Timestamps, Base):
             "redemption_count >= 0 AND (max_redemptions IS NULL OR redemption_count <= max_redemptions)",
             name="within_max",
         ),
+        CheckConstraint("club_id IS NULL OR owner_id IS NOT NULL", name="club_has_owner"),
     )
 
     code: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -169,6 +170,9 @@ class PromoCode(Timestamps, Base):
     redemption_count: Mapped[int] = mapped_column(Integer, server_default="0")
     expires_at: Mapped[datetime | None]
     active: Mapped[bool] = mapped_column(server_default="true")
+    # No owner: a platform code for the plans. An owner: their own tiers; with a club: that club's tiers.
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    club_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("clubs.id", ondelete="CASCADE"), index=True)
 
 
 class PromoRedemption(UUIDv7Key, Base):

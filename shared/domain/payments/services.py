@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -291,12 +291,16 @@ class PaymentService:
         created = int(event.created)
         remote_sub: Any = None
         gone = False
+        refunded_invoice: Mapping[str, Any] | None = None
         if etype.startswith("customer.subscription."):
             # Order matters for subscription state: ask Stripe for the object as it is now.
             try:
                 remote_sub = await self._stripe.retrieve_subscription(str(obj["id"]))
             except StripeNotFound:
                 gone = True
+        elif etype == "charge.refunded":
+            # Stripe calls stay outside the transaction; the invoice tells whose money is refunded.
+            refunded_invoice = await self._invoice_of_charge(obj)
         async with self._sessions.begin() as session:
             first = await session.scalar(
                 insert(WebhookEvent)
@@ -315,7 +319,7 @@ class PaymentService:
             elif etype == "invoice.payment_failed":
                 await self._invoice_failed(session, obj, created)
             elif etype == "charge.refunded":
-                await self._charge_refunded(session, obj)
+                await self._charge_refunded(session, obj, refunded_invoice)
             else:
                 # payment_intent.* for subscriptions is covered by the invoice events; the
                 # PaymentIntents of boosts and tickets belong to the events feature.
@@ -388,7 +392,30 @@ class PaymentService:
         sub.status = "past_due"
         await settle(session, sub, before)
 
-    async def _charge_refunded(self, session: AsyncSession, charge: Mapping[str, Any]) -> None:
+    async def _invoice_of_charge(self, charge: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The invoice a refunded charge paid (``None`` for boosts and tickets, which are not invoiced)."""
+        invoice_id = charge.get("invoice")
+        intent = charge.get("payment_intent")
+        if not invoice_id and intent:
+            async with self._sessions() as session:
+                if await session.scalar(
+                    select(TicketPayment.id).where(TicketPayment.stripe_payment_intent_id == str(intent))
+                ):
+                    return None
+            try:
+                invoice_id = await self._stripe.invoice_of_payment_intent(str(intent))
+            except StripeNotFound:
+                return None
+        if not invoice_id:
+            return None
+        try:
+            return await self._stripe.retrieve_invoice(str(invoice_id))
+        except StripeNotFound:
+            return None
+
+    async def _charge_refunded(
+        self, session: AsyncSession, charge: Mapping[str, Any], invoice: Mapping[str, Any] | None
+    ) -> None:
         if charge.get("payment_intent") and await session.scalar(
             select(TicketPayment.id).where(TicketPayment.stripe_payment_intent_id == str(charge["payment_intent"]))
         ):
@@ -396,6 +423,19 @@ class PaymentService:
             return
         refunded = int(charge.get("amount_refunded") or 0)
         if refunded <= 0:
+            return
+        # Two refund events of one charge (a partial, then the rest) must not both book the same part.
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"refund:{charge['id']}"}
+        )
+        currency = str(charge.get("currency") or CURRENCY)
+        stripe_sub = _invoice_subscription(invoice) if invoice is not None else None
+        sub = await self._locked_sub(session, stripe_sub) if stripe_sub else None
+        if invoice is not None and sub is not None and sub.member_tier_id is not None:
+            # A creator's or club's tier: the creator (not the platform) gives the money back, less the fee.
+            from shared.domain.payments.member_tiers import book_tier_refund
+
+            await book_tier_refund(session, sub, invoice, str(charge["id"]), refunded, currency, self._clock())
             return
         user_id = await self._user_of_customer(session, charge.get("customer"))
         already = await session.scalar(
@@ -415,7 +455,7 @@ class PaymentService:
             source_ref=f"{charge['id']}:{refunded}",
             user_id=user_id,
             amount=-delta,
-            currency=str(charge.get("currency") or CURRENCY),
+            currency=currency,
             description=f"refund of charge {charge['id']}",
         )
 

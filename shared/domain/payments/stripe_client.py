@@ -165,6 +165,24 @@ class StripeGateway:
             lambda: self._client.transfers.create_async(params, {"idempotency_key": idempotency_key})
         )
 
+    async def invoice_of_payment_intent(self, payment_intent_id: str) -> str | None:
+        """The invoice a PaymentIntent paid, or ``None`` (a boost's or ticket's intent has none).
+
+        Older API versions (and localstripe) put ``invoice`` on the intent; current ones dropped it,
+        and the invoice is found through the invoice payments list instead.
+        """
+        intent = (await self._call(lambda: self._client.payment_intents.retrieve_async(payment_intent_id))).to_dict()
+        if "invoice" in intent:
+            return str(intent["invoice"]) if intent["invoice"] else None
+        params: Any = {"payment": {"type": "payment_intent", "payment_intent": payment_intent_id}, "limit": 1}
+        found = await self._call(lambda: self._client.invoice_payments.list_async(params))
+        return next((str(p.invoice) for p in found.data), None)
+
+    async def retrieve_invoice(self, invoice_id: str) -> dict[str, Any]:
+        """The invoice as Stripe has it now."""
+        invoice = await self._call(lambda: self._client.invoices.retrieve_async(invoice_id))
+        return invoice.to_dict()
+
     def verify_event(self, payload: bytes, signature: str | None) -> stripe.Event:
         """The event in a webhook body whose signature is valid and fresh; anything else is 400."""
         if not signature:
