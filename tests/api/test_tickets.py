@@ -478,6 +478,13 @@ async def test_payouts_never_exceed_the_available_net(
     net = 2 * (PRICE - 75)
     assert (await earnings(client, organizer))["available_cents"] == net
 
+    # No payout before the organizer says where the money goes.
+    unset = await client.post("/v1/payouts", json={"amount_cents": 100}, headers=organizer.headers)
+    assert unset.status_code == 409, unset.text
+    assert unset.json()["code"] == "payout_account_required"
+    account = {"holder_name": "Ada Organizer", "destination": "DE89 3704 0044 0532 0130 00"}
+    assert (await client.put("/v1/payouts/account", json=account, headers=organizer.headers)).status_code == 200
+
     too_much = await client.post("/v1/payouts", json={"amount_cents": net + 1}, headers=organizer.headers)
     assert too_much.status_code == 409, too_much.text
     assert too_much.json()["code"] == "insufficient_balance"

@@ -570,7 +570,8 @@ class TicketService:
             refund=True,
             amount=refund.amount_cents,
             fee=fee_back,
-            ref=f"ticket:{payment.id}:refund:{refund.id}",
+            # 78 characters: ledger source refs are at most 80.
+            ref=f"ticket:{payment.id}:r:{refund.id.hex}",
         )
         full = settled == payment.amount_cents
         if full:
