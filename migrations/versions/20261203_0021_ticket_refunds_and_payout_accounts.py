@@ -69,9 +69,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("organizer_id", name=op.f("pk_payout_accounts")),
     )
     op.add_column("payouts", sa.Column("destination", sa.String(length=64), nullable=True))
-    op.add_column(
-        "ticket_payments", sa.Column("fee_refunded_cents", sa.Integer(), server_default="0", nullable=False)
-    )
+    op.add_column("ticket_payments", sa.Column("fee_refunded_cents", sa.Integer(), server_default="0", nullable=False))
     # Payments refunded before partial refunds existed gave their whole fee back.
     op.execute("UPDATE ticket_payments SET fee_refunded_cents = fee_cents WHERE status = 'refunded'")
     op.create_check_constraint(
@@ -94,6 +92,8 @@ def downgrade() -> None:
     op.drop_column("ticket_payments", "fee_refunded_cents")
     op.drop_column("payouts", "destination")
     op.drop_table("payout_accounts")
-    op.drop_index("ix_ticket_refunds_pending", table_name="ticket_refunds", postgresql_where=sa.text("status = 'pending'"))
+    op.drop_index(
+        "ix_ticket_refunds_pending", table_name="ticket_refunds", postgresql_where=sa.text("status = 'pending'")
+    )
     op.drop_index(op.f("ix_ticket_refunds_payment_id"), table_name="ticket_refunds")
     op.drop_table("ticket_refunds")

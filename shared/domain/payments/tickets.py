@@ -694,7 +694,6 @@ class TicketService:
                 log.warning("stuck refund failed again", refund_id=str(refund_id), error=exc.detail)
         return released
 
-
     async def reconcile(self, payload: bytes) -> None:
         """Apply a verified Stripe webhook to ticket payments (the payments service has already checked it).
 
@@ -969,9 +968,7 @@ class TicketService:
             available = sum(e.net_cents for e in events) - await self._paid_out(session, actor.user_id)
             account = await session.get(PayoutAccount, actor.user_id)
             if account is None or account.provider != self._payouts.name:
-                raise Conflict(
-                    "set where payouts go first (PUT /v1/payouts/account)", code="payout_account_required"
-                )
+                raise Conflict("set where payouts go first (PUT /v1/payouts/account)", code="payout_account_required")
             amount = data.amount_cents if data.amount_cents is not None else available
             if amount <= 0:
                 raise Conflict("there is nothing to pay out", code="nothing_to_pay_out")
