@@ -351,6 +351,44 @@ async def test_cancelling_after_the_refund_deadline_keeps_the_money(
     assert (await earnings(client, organizer))["net_cents"] == PRICE - 75
 
 
+async def pending_hold(
+    db: async_sessionmaker[AsyncSession], event_id: str, buyer: Account, hold_until: datetime | None = None
+) -> uuid.UUID:
+    """A held seat and its pending payment, as an API process that died right after charging the card leaves them."""
+    event_uuid = ids.decode(ids.Prefix.EVENT, event_id)
+    async with db.begin() as session:
+        event = await session.get(Event, event_uuid)
+        assert event is not None
+        rsvp = Rsvp(
+            id=ids.uuid7(),
+            event_id=event_uuid,
+            user_id=ids.decode(ids.Prefix.USER, buyer.id),
+            status="held",
+            guest_count=0,
+            hold_expires_at=hold_until or datetime.now(UTC) + timedelta(minutes=5),
+            seat_price_cents=PRICE,
+        )
+        session.add(rsvp)
+        event.seats_taken += 1
+        await session.flush()
+        payment = TicketPayment(
+            id=ids.uuid7(),
+            event_id=event_uuid,
+            rsvp_id=rsvp.id,
+            user_id=rsvp.user_id,
+            organizer_id=event.organizer_id,
+            provider="stripe",
+            status="pending",
+            seats=1,
+            amount_cents=PRICE,
+            currency="usd",
+            fee_cents=75,
+            idempotency_key=f"ticket-{uuid.uuid4()}",
+        )
+        session.add(payment)
+    return payment.id
+
+
 async def test_held_seats_expire_with_the_clock(
     client: httpx.AsyncClient,
     make_account: MakeAccount,
@@ -363,36 +401,7 @@ async def test_held_seats_expire_with_the_clock(
     buyer, waiting = await make_account(), await make_account()
     # As an API process that died before reaching Stripe leaves it: the seat held, the payment pending.
     hold_until = datetime.now(UTC) + timedelta(seconds=load_settings(engine_env).ticket_hold_seconds)
-    event_uuid = ids.decode(ids.Prefix.EVENT, event_id)
-    async with db.begin() as session:
-        event = await session.get(Event, event_uuid)
-        assert event is not None
-        rsvp = Rsvp(
-            id=ids.uuid7(),
-            event_id=event_uuid,
-            user_id=ids.decode(ids.Prefix.USER, buyer.id),
-            status="held",
-            guest_count=0,
-            hold_expires_at=hold_until,
-        )
-        session.add(rsvp)
-        event.seats_taken += 1
-        await session.flush()
-        session.add(
-            TicketPayment(
-                id=ids.uuid7(),
-                event_id=event_uuid,
-                rsvp_id=rsvp.id,
-                user_id=rsvp.user_id,
-                organizer_id=event.organizer_id,
-                provider="stripe",
-                status="pending",
-                seats=1,
-                amount_cents=PRICE,
-                currency="usd",
-                idempotency_key=f"ticket-{uuid.uuid4()}",
-            )
-        )
+    await pending_hold(db, event_id, buyer, hold_until)
     # The held seat counts against capacity: the next buyer waits and is not charged.
     assert (await buy(client, event_id, waiting, await make_card(GOOD_CARD))).json()["status"] == "waitlisted"
 
@@ -594,42 +603,6 @@ def stripe_http(engine_env: dict[str, str]) -> httpx.AsyncClient:
     """A client of localstripe with the API's key, for what Stripe's dashboard (or another process) would do."""
     settings = load_settings(engine_env)
     return httpx.AsyncClient(base_url=settings.stripe_api_base, auth=(settings.stripe_api_key, ""), timeout=10)
-
-
-async def pending_hold(db: async_sessionmaker[AsyncSession], event_id: str, buyer: Account) -> uuid.UUID:
-    """A held seat and its pending payment, as an API process that died right after charging the card leaves them."""
-    event_uuid = ids.decode(ids.Prefix.EVENT, event_id)
-    async with db.begin() as session:
-        event = await session.get(Event, event_uuid)
-        assert event is not None
-        rsvp = Rsvp(
-            id=ids.uuid7(),
-            event_id=event_uuid,
-            user_id=ids.decode(ids.Prefix.USER, buyer.id),
-            status="held",
-            guest_count=0,
-            hold_expires_at=datetime.now(UTC) + timedelta(minutes=5),
-            seat_price_cents=PRICE,
-        )
-        session.add(rsvp)
-        event.seats_taken += 1
-        await session.flush()
-        payment = TicketPayment(
-            id=ids.uuid7(),
-            event_id=event_uuid,
-            rsvp_id=rsvp.id,
-            user_id=rsvp.user_id,
-            organizer_id=event.organizer_id,
-            provider="stripe",
-            status="pending",
-            seats=1,
-            amount_cents=PRICE,
-            currency="usd",
-            fee_cents=75,
-            idempotency_key=f"ticket-{uuid.uuid4()}",
-        )
-        session.add(payment)
-    return payment.id
 
 
 async def payment_row(db: async_sessionmaker[AsyncSession], payment_id: uuid.UUID) -> TicketPayment:

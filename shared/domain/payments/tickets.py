@@ -368,13 +368,7 @@ class TicketService:
         if event_id is None:
             raise NotFound("no such payment", code="payment_not_found")
         event = await self._events.lock_event(session, event_id)
-        payment = await session.scalar(
-            select(TicketPayment)
-            .where(TicketPayment.id == payment_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        assert payment is not None
+        payment = await self._lock_payment(session, payment_id)
         rsvp = await session.scalar(
             select(Rsvp).where(Rsvp.id == payment.rsvp_id).execution_options(populate_existing=True)
         )
