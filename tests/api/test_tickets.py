@@ -562,6 +562,16 @@ async def test_pay_at_venue_tickets_are_unpaid_until_marked(
     not_venue = await client.post(f"/v1/events/{card_event}/attendees/{fan.id}/mark-paid", headers=organizer.headers)
     assert not_venue.status_code == 409, not_venue.text
 
+    # A price change does not reach a booked ticket: fewer guests pay the price it was booked at.
+    assert (
+        await patch_ticketing(client, event_id, organizer, price_cents=2000, payment_provider="pay_at_venue")
+    ).status_code == 200
+    fewer = await client.post(
+        f"/v1/events/{event_id}/rsvp", json={"status": "going", "guest_count": 0}, headers=fan.headers
+    )
+    assert fewer.status_code == 200, fewer.text
+    assert (fewer.json()["ticket"]["amount_cents"], fewer.json()["ticket"]["seats"]) == (PRICE, 1)
+
     marked = await client.post(mark, headers=organizer.headers)
     assert marked.status_code == 200, marked.text
     assert marked.json()["status"] == "paid"
@@ -571,7 +581,7 @@ async def test_pay_at_venue_tickets_are_unpaid_until_marked(
     assert len(await payments_of(db, event_id)) == 1
     mine = await earnings(client, organizer)
     # Cash collected at the door is shown but is not the platform's to pay out.
-    assert (mine["collected_at_venue_cents"], mine["net_cents"]) == (2 * PRICE, 0)
+    assert (mine["collected_at_venue_cents"], mine["net_cents"]) == (PRICE, 0)
 
 
 async def test_approval_gated_paid_event_charges_only_after_approval(
@@ -980,3 +990,52 @@ async def test_payout_account_is_stored_checked_and_private(
     # Each caller sees only their own.
     assert (await client.get(path, headers=other.headers)).status_code == 404
     assert (await client.get(path)).status_code == 401
+
+
+async def test_a_refund_left_pending_by_a_dead_process_is_finished_by_the_sweep(
+    client: httpx.AsyncClient,
+    make_account: MakeAccount,
+    make_card: MakeCard,
+    db: async_sessionmaker[AsyncSession],
+    engine_env: dict[str, str],
+) -> None:
+    organizer = await make_organizer(make_account, db)
+    event_id = await create_event(client, organizer, **paid())
+    fan = await make_account()
+    assert (await buy(client, event_id, fan, await make_card(GOOD_CARD))).status_code == 200
+    [payment] = await payments_of(db, event_id)
+    # Reserved, then the process died before Stripe answered: the amount stays reserved, nothing is booked.
+    reserved_at = datetime.now(UTC)
+    async with db.begin() as session:
+        row = await session.get(TicketPayment, payment.id)
+        assert row is not None
+        row.refunded_cents += 500
+        stuck = TicketRefund(
+            id=ids.uuid7(),
+            payment_id=payment.id,
+            amount_cents=500,
+            status="pending",
+            reason="refunded by the organizer",
+            idempotency_key=f"ticket-refund-{uuid.uuid4()}",
+        )
+        session.add(stuck)
+    assert (await earnings(client, organizer))["refund_cents"] == 500
+    # Only what is not reserved can be refunded meanwhile.
+    public = ids.encode(ids.Prefix.TICKET_PAYMENT, payment.id)
+    assert (await refund(client, public, organizer, PRICE - 499)).status_code == 422
+
+    await run_startup_crons(engine_env, reserved_at + timedelta(minutes=5))
+    async with db() as session:
+        assert (await session.get(TicketRefund, stuck.id)).status == "pending"  # type: ignore[union-attr]
+    await run_startup_crons(engine_env, reserved_at + timedelta(minutes=11))
+    async with db() as session:
+        done = await session.get(TicketRefund, stuck.id)
+    assert done is not None
+    assert (done.status, done.fee_cents) == ("succeeded", 75 * 500 // PRICE)
+    assert done.stripe_refund_id is not None
+    after = await payment_row(db, payment.id)
+    assert (after.status, after.refunded_cents) == ("succeeded", 500)
+    assert sum(leg.amount_cents for leg in await ledger_legs(db, payment.id)) == 0
+    async with stripe_http(engine_env) as stripe:
+        remote = (await stripe.get("/v1/refunds", params={"payment_intent": payment.stripe_payment_intent_id})).json()
+    assert [r["amount"] for r in remote["data"]] == [500]
