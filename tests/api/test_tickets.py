@@ -1026,7 +1026,7 @@ async def test_a_refund_left_pending_by_a_dead_process_is_finished_by_the_sweep(
 
     await run_startup_crons(engine_env, reserved_at + timedelta(minutes=5))
     async with db() as session:
-        assert (await session.get(TicketRefund, stuck.id)).status == "pending"  # type: ignore[union-attr]
+        assert await session.scalar(select(TicketRefund.status).where(TicketRefund.id == stuck.id)) == "pending"
     await run_startup_crons(engine_env, reserved_at + timedelta(minutes=11))
     async with db() as session:
         done = await session.get(TicketRefund, stuck.id)
