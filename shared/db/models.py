@@ -45,7 +45,7 @@ from shared.domain.payments.models import (
     Subscription,
     WebhookEvent,
 )
-from shared.domain.payments.ticket_models import Payout, TicketPayment
+from shared.domain.payments.ticket_models import Payout, PayoutAccount, TicketPayment, TicketRefund
 from shared.domain.posts.models import Comment, CommentReaction, Post, PostReaction
 from shared.domain.search import models as search_models
 from shared.domain.social.models import Block, Follow, FriendRequest, Friendship, InviteCode, Vouch
@@ -97,6 +97,7 @@ __all__ = [
     "OneTimeToken",
     "OutboxRow",
     "Payout",
+    "PayoutAccount",
     "Place",
     "Plan",
     "PointAward",
@@ -115,6 +116,7 @@ __all__ = [
     "StripeCustomer",
     "Subscription",
     "TicketPayment",
+    "TicketRefund",
     "User",
     "UserBadge",
     "Vouch",

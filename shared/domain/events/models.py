@@ -185,6 +185,7 @@ class Rsvp(UUIDv7Key, Timestamps, Base):
         Index("ix_event_rsvps_event_id_status", "event_id", "status", "queue_seq"),
         Index("ix_event_rsvps_user_id_status", "user_id", "status"),
         CheckConstraint("status NOT IN ('held', 'offered') OR hold_expires_at IS NOT NULL", name="hold_has_expiry"),
+        CheckConstraint("seat_price_cents IS NULL OR seat_price_cents >= 0", name="seat_price_not_negative"),
         Index(
             "ix_event_rsvps_hold_expires_at", "hold_expires_at", postgresql_where=text("hold_expires_at IS NOT NULL")
         ),
@@ -202,6 +203,8 @@ class Rsvp(UUIDv7Key, Timestamps, Base):
     checked_in_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     # When a ``held`` or ``offered`` RSVP gives its seats back unless paid.
     hold_expires_at: Mapped[datetime | None]
+    # The price per seat when the seats were held or offered: what the holder pays even if the price changed since.
+    seat_price_cents: Mapped[int | None]
 
     @property
     def seats(self) -> int:

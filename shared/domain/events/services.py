@@ -92,6 +92,7 @@ from shared.domain.media.services import MediaService, TargetPolicy
 from shared.domain.notifications.schemas import Payload
 from shared.domain.notifications.services import notify
 from shared.domain.payments.boosts import boost_rank, boosted_event_filter
+from shared.domain.payments.ticket_models import LIVE_PAYMENT_STATUSES, TicketPayment
 from shared.domain.payments.tiers import tier_satisfies
 from shared.domain.social.models import Friendship, Vouch
 from shared.domain.users.models import Role, User
@@ -337,6 +338,7 @@ class EventService:
             if patch.location is not msgspec.UNSET:
                 _apply_location(event, patch.location)
             if patch.ticketing is not msgspec.UNSET:
+                await _check_ticketing_change(session, event, patch.ticketing)
                 _apply_ticketing(event, patch.ticketing)
             event.sequence += 1
             event.updated_at = self._clock()
@@ -767,6 +769,8 @@ class EventService:
         now = self._clock()
         event.seats_taken += rsvp.seats
         rsvp.status = RsvpStatus.OFFERED.value
+        # The offer is for the price of the moment; a later price change does not reach it.
+        rsvp.seat_price_cents = event.price_cents
         rsvp.hold_expires_at = now + timedelta(seconds=self._settings.ticket_offer_seconds)
         rsvp.updated_at = now
         await session.flush()
@@ -810,6 +814,7 @@ class EventService:
             return False
         event.seats_taken += rsvp.seats
         rsvp.status = RsvpStatus.HELD.value
+        rsvp.seat_price_cents = event.price_cents
         rsvp.queue_seq = None
         rsvp.hold_expires_at = expires_at
         rsvp.updated_at = self._clock()
@@ -1387,6 +1392,48 @@ def _validate_ticketing(ticketing: TicketingIn) -> list[FieldError]:
     if ticketing.type == "free" and ticketing.price_cents != 0:
         return [FieldError("ticketing.price_cents", "free events have no price")]
     return []
+
+
+async def _check_ticketing_change(session: AsyncSession, event: Event, ticketing: TicketingIn) -> None:
+    """The rule for changing ticketing once tickets exist (the caller holds the event lock).
+
+    The price may change at any time: it is for later buyers, since every payment keeps what it charged
+    and every held or offered seat keeps the price it was held or offered at. The currency may not change
+    once any ticket was sold (earnings and refunds are in that currency), and the event may not turn free
+    or change how it is paid while paid tickets or seats awaiting payment are live: refund or cancel first.
+    """
+    sold = select(TicketPayment.id).where(
+        TicketPayment.event_id == event.id, TicketPayment.status.notin_(("failed", "void"))
+    )
+    if ticketing.currency.upper() != event.currency.upper() and await session.scalar(select(exists(sold))):
+        raise Conflict(
+            f"tickets were sold in {event.currency.upper()}; the currency can no longer change",
+            code="currency_locked",
+        )
+    if ticketing.type == event.ticket_type and ticketing.payment_provider == event.payment_provider:
+        return
+    live = int(
+        await session.scalar(
+            select(func.count()).where(
+                TicketPayment.event_id == event.id, TicketPayment.status.in_(LIVE_PAYMENT_STATUSES)
+            )
+        )
+        or 0
+    )
+    waiting = int(
+        await session.scalar(
+            select(func.count()).where(
+                Rsvp.event_id == event.id, Rsvp.status.in_((RsvpStatus.HELD.value, RsvpStatus.OFFERED.value))
+            )
+        )
+        or 0
+    )
+    if live or waiting:
+        raise Conflict(
+            f"{live} paid tickets and {waiting} seats awaiting payment are live; refund them or cancel the event "
+            "before making it free or changing how it is paid",
+            code="paid_tickets_outstanding",
+        )
 
 
 def _apply_location(event: Event, location: LocationIn) -> None:

@@ -298,7 +298,8 @@ class PaymentService:
                 remote_sub = await self._stripe.retrieve_subscription(str(obj["id"]))
             except StripeNotFound:
                 gone = True
-        elif etype == "charge.refunded":
+        ticket_charge = etype == "charge.refunded" and await self._pays_a_ticket(obj)
+        if etype == "charge.refunded" and not ticket_charge:
             # Stripe calls stay outside the transaction; the invoice tells whose money is refunded.
             refunded_invoice = await self._invoice_of_charge(obj)
         async with self._sessions.begin() as session:
@@ -318,7 +319,7 @@ class PaymentService:
                 await self._invoice_paid(session, obj, created)
             elif etype == "invoice.payment_failed":
                 await self._invoice_failed(session, obj, created)
-            elif etype == "charge.refunded":
+            elif etype == "charge.refunded" and not ticket_charge:
                 await self._charge_refunded(session, obj, refunded_invoice)
             else:
                 # payment_intent.* for subscriptions is covered by the invoice events; the
@@ -392,16 +393,32 @@ class PaymentService:
         sub.status = "past_due"
         await settle(session, sub, before)
 
+    async def _pays_a_ticket(self, charge: Mapping[str, Any]) -> bool:
+        """Whether a charge paid a ticket, whose refunds shared.domain.payments.tickets books (organizer and fee legs).
+
+        The charge alone does not say: the ticket may not know its PaymentIntent yet (a webhook ahead of
+        the API's own answer), so the PaymentIntent's metadata is asked for when the ticket rows do not tell.
+        """
+        intent_id = charge.get("payment_intent")
+        if not intent_id or charge.get("invoice"):
+            return False
+        async with self._sessions() as session:
+            known = await session.scalar(
+                select(TicketPayment.id).where(TicketPayment.stripe_payment_intent_id == str(intent_id))
+            )
+        if known is not None:
+            return True
+        try:
+            intent = await self._stripe.retrieve_payment_intent(str(intent_id))
+        except StripeNotFound:
+            return False
+        return bool((intent.get("metadata") or {}).get("ticket_payment_id"))
+
     async def _invoice_of_charge(self, charge: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """The invoice a refunded charge paid (``None`` for boosts and tickets, which are not invoiced)."""
         invoice_id = charge.get("invoice")
         intent = charge.get("payment_intent")
         if not invoice_id and intent:
-            async with self._sessions() as session:
-                if await session.scalar(
-                    select(TicketPayment.id).where(TicketPayment.stripe_payment_intent_id == str(intent))
-                ):
-                    return None
             try:
                 invoice_id = await self._stripe.invoice_of_payment_intent(str(intent))
             except StripeNotFound:
@@ -416,11 +433,6 @@ class PaymentService:
     async def _charge_refunded(
         self, session: AsyncSession, charge: Mapping[str, Any], invoice: Mapping[str, Any] | None
     ) -> None:
-        if charge.get("payment_intent") and await session.scalar(
-            select(TicketPayment.id).where(TicketPayment.stripe_payment_intent_id == str(charge["payment_intent"]))
-        ):
-            # Ticket refunds are booked (organizer and fee legs) by shared.domain.payments.tickets.
-            return
         refunded = int(charge.get("amount_refunded") or 0)
         if refunded <= 0:
             return

@@ -151,10 +151,25 @@ class StripeGateway:
         except StripeNotFound:
             raise InvalidInput("unknown payment method", code="invalid_payment_method", errors=[]) from None
 
-    async def refund_payment_intent(self, payment_intent_id: str, idempotency_key: str) -> stripe.Refund:
-        """Refund a PaymentIntent in full; the key makes a retried refund a no-op."""
+    async def refund_payment_intent(
+        self, payment_intent_id: str, idempotency_key: str, amount_cents: int | None = None
+    ) -> stripe.Refund:
+        """Refund ``amount_cents`` of a PaymentIntent (all of it by default); the key makes a retry a no-op."""
         params: Any = {"payment_intent": payment_intent_id}
+        if amount_cents is not None:
+            params["amount"] = amount_cents
         return await self._call(lambda: self._client.refunds.create_async(params, {"idempotency_key": idempotency_key}))
+
+    async def retrieve_payment_intent(self, payment_intent_id: str) -> dict[str, Any]:
+        """The PaymentIntent as Stripe has it now, with its latest charge (and so what was refunded) expanded."""
+        params: Any = {"expand": ["latest_charge"]}
+        intent = await self._call(lambda: self._client.payment_intents.retrieve_async(payment_intent_id, params))
+        return intent.to_dict()
+
+    async def connected_account_ready(self, account_id: str) -> bool:
+        """Whether a Connect account exists and can receive transfers (404 → :class:`StripeNotFound`)."""
+        account = await self._call(lambda: self._client.accounts.retrieve_async(account_id))
+        return bool(account.to_dict().get("payouts_enabled", True))
 
     async def transfer_to_account(
         self, amount_cents: int, currency: str, destination: str, idempotency_key: str

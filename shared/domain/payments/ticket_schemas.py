@@ -63,11 +63,32 @@ class Earnings(msgspec.Struct, frozen=True):
     events: list[EventEarnings]
 
 
-class PayoutRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Pay out ``amount_cents`` (default: everything available); ``destination_account`` for Stripe Connect."""
+class RefundRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Refund ``amount_cents`` of a ticket (default: all that is left); refunds never exceed the charge."""
 
     amount_cents: Annotated[int, msgspec.Meta(gt=0, le=100_000_000)] | None = None
-    destination_account: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+
+
+class PayoutAccountIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Where payouts go: a bank account reference (``manual``) or a Stripe Connect ``acct_...`` id."""
+
+    holder_name: Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
+    destination: Annotated[str, msgspec.Meta(min_length=4, max_length=64)]
+
+
+class PayoutAccountOut(msgspec.Struct, frozen=True):
+    """The stored payout account; the destination is shown only by its last four characters."""
+
+    provider: str
+    holder_name: str
+    destination_last4: str
+    updated_at: datetime
+
+
+class PayoutRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Pay out ``amount_cents`` (default: everything available) to the stored payout account."""
+
+    amount_cents: Annotated[int, msgspec.Meta(gt=0, le=100_000_000)] | None = None
 
 
 class PayoutOut(msgspec.Struct, frozen=True):
@@ -79,6 +100,7 @@ class PayoutOut(msgspec.Struct, frozen=True):
     provider: str
     status: str
     external_ref: str | None
+    destination_last4: str | None
     created_at: datetime
 
 

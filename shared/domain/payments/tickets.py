@@ -9,6 +9,7 @@ confirms the ticket or gives the seats back. ``sweep`` releases holds and offers
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -28,11 +29,19 @@ from shared.domain.events.schemas import CalendarSync, RsvpRequest, RsvpResult
 from shared.domain.events.services import EventService
 from shared.domain.notifications.services import notify
 from shared.domain.payments.models import LedgerEntry
-from shared.domain.payments.stripe_client import StripeGateway
-from shared.domain.payments.ticket_models import LIVE_PAYMENT_STATUSES, Payout, TicketPayment
+from shared.domain.payments.stripe_client import StripeGateway, StripeNotFound
+from shared.domain.payments.ticket_models import (
+    LIVE_PAYMENT_STATUSES,
+    Payout,
+    PayoutAccount,
+    TicketPayment,
+    TicketRefund,
+)
 from shared.domain.payments.ticket_schemas import (
     Earnings,
     EventEarnings,
+    PayoutAccountIn,
+    PayoutAccountOut,
     PayoutCursor,
     PayoutOut,
     PayoutRequest,
@@ -40,7 +49,15 @@ from shared.domain.payments.ticket_schemas import (
     TicketRsvpResult,
 )
 from shared.domain.users.models import Role
-from shared.errors import Conflict, FieldError, InvalidInput, NotFound, PaymentFailed, PermissionDenied
+from shared.errors import (
+    Conflict,
+    DomainError,
+    FieldError,
+    InvalidInput,
+    NotFound,
+    PaymentFailed,
+    PermissionDenied,
+)
 from shared.pagination import Page, clamp_limit, decode_cursor, make_page
 
 log = structlog.get_logger("tickets")
@@ -50,49 +67,82 @@ ORGANIZER_ACCOUNT = "organizer"
 REVENUE_ACCOUNT = "platform_revenue"
 PAYOUT_CURRENCY = "usd"
 SEAT_STATUSES = (RsvpStatus.HELD.value, RsvpStatus.OFFERED.value)
+# A refund pending this long is one whose process died between reserving it and hearing from Stripe.
+STUCK_REFUND_AFTER = timedelta(minutes=10)
+BANK_REFERENCE = re.compile(r"[A-Z0-9]{6,34}")
+CONNECT_ACCOUNT = re.compile(r"acct_[A-Za-z0-9]{1,59}")
 
 
 class PayoutProvider(Protocol):
-    """Moves an organizer's money out; returns the status and the provider's reference."""
+    """Moves an organizer's money out to the destination they stored; returns the status and a reference."""
 
     name: str
 
+    async def check_destination(self, destination: str) -> str:
+        """The destination in the provider's canonical form; 422 ``invalid_payout_destination`` when unusable."""
+        ...
+
     async def send(
-        self, payout_id: uuid.UUID, amount_cents: int, currency: str, destination: str | None
+        self, payout_id: uuid.UUID, amount_cents: int, currency: str, destination: str
     ) -> tuple[str, str | None]:
         """Pay ``amount_cents`` out."""
         ...
 
 
+def _bad_destination(reason: str) -> InvalidInput:
+    return InvalidInput(
+        f"this payout destination cannot be used: {reason}",
+        code="invalid_payout_destination",
+        errors=[FieldError("destination", reason)],
+    )
+
+
 class ManualPayouts:
-    """Payouts done by hand (bank transfer by the operator): recording one is the whole operation."""
+    """Payouts done by hand: the operator transfers to the stored bank account; recording is the whole operation."""
 
     name = "manual"
 
+    async def check_destination(self, destination: str) -> str:
+        """An IBAN or bank account reference: letters, digits, spaces and dashes (kept without spaces, upper case)."""
+        canonical = re.sub(r"[\s-]+", "", destination).upper()
+        if not BANK_REFERENCE.fullmatch(canonical):
+            raise _bad_destination("a bank account is 6 to 34 letters and digits (spaces and dashes allowed)")
+        return canonical
+
     async def send(
-        self, payout_id: uuid.UUID, amount_cents: int, currency: str, destination: str | None
+        self, payout_id: uuid.UUID, amount_cents: int, currency: str, destination: str
     ) -> tuple[str, str | None]:
-        """Record the payout as paid."""
+        """Record the payout as paid (the operator's transfer references the payout id)."""
         return "paid", None
 
 
 class StripeConnectPayouts:
-    """Production path: a Stripe Connect transfer to the organizer's connected account."""
+    """Production path: a Stripe Connect transfer to the organizer's connected account.
+
+    localstripe has no ``/v1/accounts`` or ``/v1/transfers``, so this path is not exercised locally or in tests.
+    """
 
     name = "stripe_connect"
 
     def __init__(self, stripe: StripeGateway) -> None:
         self._stripe = stripe
 
+    async def check_destination(self, destination: str) -> str:
+        """An ``acct_...`` id that Stripe knows and that can be paid out to."""
+        if not CONNECT_ACCOUNT.fullmatch(destination):
+            raise _bad_destination("a Stripe Connect account id looks like acct_...")
+        try:
+            ready = await self._stripe.connected_account_ready(destination)
+        except StripeNotFound:
+            raise _bad_destination("Stripe does not know this account") from None
+        if not ready:
+            raise _bad_destination("this account has not finished Stripe onboarding")
+        return destination
+
     async def send(
-        self, payout_id: uuid.UUID, amount_cents: int, currency: str, destination: str | None
+        self, payout_id: uuid.UUID, amount_cents: int, currency: str, destination: str
     ) -> tuple[str, str | None]:
         """Transfer to ``destination`` (an ``acct_...`` id)."""
-        if not destination:
-            raise InvalidInput(
-                "Stripe Connect payouts need the organizer's connected account",
-                errors=[FieldError("destination_account", "required for stripe_connect")],
-            )
         transfer = await self._stripe.transfer_to_account(amount_cents, currency, destination, f"payout-{payout_id}")
         return "paid", str(transfer.id)
 
@@ -228,6 +278,8 @@ class TicketService:
                     raise Conflict("not enough seats left for more guests", code="event_full")
                 event.seats_taken += delta
                 rsvp.guest_count = guests
+                # Offered seats (guests added to the offer too) cost what they were offered at.
+                price = event.price_cents if rsvp.seat_price_cents is None else rsvp.seat_price_cents
             else:
                 previous = rsvp.status if rsvp is not None else None
                 if rsvp is None:
@@ -236,7 +288,8 @@ class TicketService:
                 expires = now + timedelta(seconds=self._settings.ticket_hold_seconds)
                 if not await self._events.hold_seats(session, event, rsvp, previous, expires):
                     return await self._answer(session, rsvp)
-            amount = event.price_cents * rsvp.seats
+                price = event.price_cents
+            amount = price * rsvp.seats
             payment = TicketPayment(
                 id=ids.uuid7(),
                 event_id=event.id,
@@ -315,37 +368,41 @@ class TicketService:
         if event_id is None:
             raise NotFound("no such payment", code="payment_not_found")
         event = await self._events.lock_event(session, event_id)
-        payment = await session.scalar(
-            select(TicketPayment)
-            .where(TicketPayment.id == payment_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        assert payment is not None
+        payment = await self._lock_payment(session, payment_id)
         rsvp = await session.scalar(
             select(Rsvp).where(Rsvp.id == payment.rsvp_id).execution_options(populate_existing=True)
         )
         assert rsvp is not None
         return event, payment, rsvp
 
-    async def _settle_success(self, payment_id: uuid.UUID, intent_id: str) -> bool:
-        """The charge succeeded: confirm the held seats (``True``), or refund when the hold is gone (``False``)."""
+    async def _settle_success(self, payment_id: uuid.UUID, intent_id: str, remote_refunded: int = 0) -> bool:
+        """The charge succeeded: confirm the held seats (``True``), or refund when the hold is gone (``False``).
+
+        ``remote_refunded`` is what Stripe says was already refunded of the charge (a webhook re-fetch):
+        a charge refunded in full before its success was heard of frees the seats instead of confirming them.
+        """
         async with self._sessions.begin() as session:
             event, payment, rsvp = await self._locked(session, payment_id)
-            if payment.status in ("succeeded", "refunded"):
-                return payment.status == "succeeded"
-            payment.stripe_payment_intent_id = intent_id
-            holding = rsvp.status in SEAT_STATUSES and payment.status == "pending"
-            payment.status = "succeeded"
-            await session.flush()
-            await self._book(session, payment)
-            if holding:
-                reason = "offer_paid" if rsvp.status == RsvpStatus.OFFERED else "paid"
-                await self._events.confirm_held(session, event, rsvp, reason)
-                return True
-        # The hold ran out (swept) while the card was charged: the money goes back.
-        await self._refund(payment_id, "hold_expired")
-        return False
+            confirmed = payment.status == "succeeded"
+            if payment.status not in ("succeeded", "refunded"):
+                payment.stripe_payment_intent_id = intent_id
+                holding = rsvp.status in SEAT_STATUSES and payment.status == "pending"
+                payment.status = "succeeded"
+                await session.flush()
+                await self._book(session, payment)
+                if holding and remote_refunded < payment.amount_cents:
+                    reason = "offer_paid" if rsvp.status == RsvpStatus.OFFERED else "paid"
+                    await self._events.confirm_held(session, event, rsvp, reason)
+                    confirmed = True
+                elif holding:
+                    await self._events.release_seats(session, event, rsvp, "refunded", rsvp.user_id)
+            if payment.status == "succeeded" and remote_refunded > payment.refunded_cents:
+                await self._record_remote_refund(session, event, payment, rsvp, remote_refunded)
+            owed = not confirmed and payment.status == "succeeded"
+        if owed:
+            # The hold ran out (swept) while the card was charged: the money goes back.
+            await self._refund(payment_id, "hold_expired")
+        return confirmed
 
     async def _settle_failure(self, payment_id: uuid.UUID, reason: str) -> None:
         """The charge failed: release the held seats (the waitlist moves up)."""
@@ -362,55 +419,194 @@ class TicketService:
                 await self._events.release_seats(session, event, rsvp, "payment_failed", rsvp.user_id)
 
     # ---- refunds --------------------------------------------------------------------------
+    # A refund is reserved first: ``refunded_cents`` goes up under the payment's row lock (its CHECK keeps the
+    # refunds of a payment within what was charged, whatever the concurrency) next to a ``pending`` refund row
+    # with its own Idempotency-Key. Stripe is asked with no lock held; the refund is then booked, or given back.
 
-    async def _refund(self, payment_id: uuid.UUID, reason: str) -> TicketInfo:
-        """Refund a succeeded card payment in full, once (the Stripe key and the row lock make repeats no-ops)."""
+    async def _refund(
+        self,
+        payment_id: uuid.UUID,
+        reason: str,
+        *,
+        amount: int | None = None,
+        actor_id: uuid.UUID | None = None,
+        strict: bool = False,
+    ) -> TicketInfo:
+        """Refund ``amount`` (default: all that is left) of a succeeded card payment.
+
+        Without ``strict`` a payment with nothing left to refund is a no-op (system paths that may repeat);
+        with it (a person asking) that is an error and nothing changes.
+        """
         async with self._sessions.begin() as session:
-            payment = await session.scalar(
-                select(TicketPayment)
-                .where(TicketPayment.id == payment_id)
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            )
-            if payment is None:
-                raise NotFound("no such payment", code="payment_not_found")
+            payment = await self._lock_payment(session, payment_id)
+            left = payment.amount_cents - payment.refunded_cents
             if payment.status != "succeeded" or payment.stripe_payment_intent_id is None:
+                if strict:
+                    raise Conflict(f"a {payment.status} payment cannot be refunded", code="not_refundable")
                 return _info(payment)
-            await self._stripe.refund_payment_intent(payment.stripe_payment_intent_id, f"refund-{payment.id}")
-            await self._mark_refunded(session, payment, reason)
+            wanted = left if amount is None else amount
+            if wanted > left or wanted <= 0:
+                if not strict:
+                    return _info(payment)
+                raise InvalidInput(
+                    f"only {left} of the {payment.amount_cents} cents charged can still be refunded",
+                    code="refund_exceeds_charge",
+                    errors=[FieldError("amount_cents", f"must be at most {left}")],
+                )
+            payment.refunded_cents += wanted
+            refund = TicketRefund(
+                id=ids.uuid7(),
+                payment_id=payment.id,
+                amount_cents=wanted,
+                fee_cents=0,
+                status="pending",
+                reason=reason[:120],
+                requested_by=actor_id,
+            )
+            refund.idempotency_key = f"ticket-refund-{refund.id}"
+            session.add(refund)
+            await session.flush()
+            refund_id, intent_id = refund.id, payment.stripe_payment_intent_id
+        return await self._send_refund(refund_id, intent_id, wanted)
+
+    async def _send_refund(self, refund_id: uuid.UUID, intent_id: str, amount: int) -> TicketInfo:
+        """Ask Stripe for a reserved refund, then book it; a refusal gives the reservation back and re-raises."""
+        async with self._sessions() as session:
+            found = await session.get(TicketRefund, refund_id)
+            assert found is not None
+            key, payment_id = found.idempotency_key, found.payment_id
+            if found.status != "pending":
+                payment = await session.get(TicketPayment, payment_id)
+                assert payment is not None
+                return _info(payment)
+        try:
+            remote = await self._stripe.refund_payment_intent(intent_id, key, amount)
+        except DomainError:
+            async with self._sessions.begin() as session:
+                refund = await self._lock_refund(session, refund_id)
+                payment = await self._lock_payment(session, refund.payment_id)
+                if refund.status == "pending":
+                    refund.status = "failed"
+                    payment.refunded_cents -= refund.amount_cents
+            raise
+        async with self._sessions.begin() as session:
+            event, payment, rsvp = await self._locked(session, payment_id)
+            refund = await self._lock_refund(session, refund_id)
+            if refund.status == "pending":
+                refund.status = "succeeded"
+                refund.stripe_refund_id = str(remote.id)
+                await session.flush()
+                await self._refund_succeeded(session, event, payment, rsvp, refund)
             return _info(payment)
 
-    async def _mark_refunded(self, session: AsyncSession, payment: TicketPayment, reason: str) -> None:
-        payment.status = "refunded"
-        payment.refunded_cents = payment.amount_cents
+    async def _lock_payment(self, session: AsyncSession, payment_id: uuid.UUID) -> TicketPayment:
+        payment = await session.scalar(
+            select(TicketPayment)
+            .where(TicketPayment.id == payment_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if payment is None:
+            raise NotFound("no such payment", code="payment_not_found")
+        return payment
+
+    async def _lock_refund(self, session: AsyncSession, refund_id: uuid.UUID) -> TicketRefund:
+        refund = await session.scalar(
+            select(TicketRefund)
+            .where(TicketRefund.id == refund_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        assert refund is not None
+        return refund
+
+    async def _record_remote_refund(
+        self, session: AsyncSession, event: Event, payment: TicketPayment, rsvp: Rsvp, remote_total: int
+    ) -> None:
+        """Money Stripe refunded that Tribe did not ask for (the dashboard) still reaches the books."""
+        delta = remote_total - payment.refunded_cents
+        payment.refunded_cents = remote_total
+        refund = TicketRefund(
+            id=ids.uuid7(),
+            payment_id=payment.id,
+            amount_cents=delta,
+            fee_cents=0,
+            status="succeeded",
+            reason="refunded in Stripe",
+            # Derived from the running total, so a redelivered or re-fetched refund is recorded once.
+            idempotency_key=f"stripe-refund-{payment.stripe_payment_intent_id}-{remote_total}",
+        )
+        session.add(refund)
         await session.flush()
-        await self._book(session, payment, refund=True)
-        title = await session.scalar(select(Event.title).where(Event.id == payment.event_id))
+        await self._refund_succeeded(session, event, payment, rsvp, refund)
+
+    async def _refund_succeeded(
+        self, session: AsyncSession, event: Event, payment: TicketPayment, rsvp: Rsvp, refund: TicketRefund
+    ) -> None:
+        """Book a succeeded refund, give back its share of the fee; the last one cancels the ticket."""
+        settled = int(
+            await session.scalar(
+                select(func.coalesce(func.sum(TicketRefund.amount_cents), 0)).where(
+                    TicketRefund.payment_id == payment.id, TicketRefund.status == "succeeded"
+                )
+            )
+            or 0
+        )
+        # The fee given back is the fee's share of everything refunded so far, rounded down, less what earlier
+        # refunds gave: partial refunds never return more than their share, and the last one returns the rest.
+        fee_back = payment.fee_cents * settled // payment.amount_cents - payment.fee_refunded_cents
+        refund.fee_cents = fee_back
+        payment.fee_refunded_cents += fee_back
+        await session.flush()
+        await self._book(
+            session,
+            payment,
+            refund=True,
+            amount=refund.amount_cents,
+            fee=fee_back,
+            # 78 characters: ledger source refs are at most 80.
+            ref=f"ticket:{payment.id}:r:{refund.id.hex}",
+        )
+        full = settled == payment.amount_cents
+        if full:
+            payment.status = "refunded"
+            await session.flush()
+            other = await session.scalar(
+                select(TicketPayment.id).where(
+                    TicketPayment.rsvp_id == rsvp.id,
+                    TicketPayment.id != payment.id,
+                    TicketPayment.status.in_(LIVE_PAYMENT_STATUSES),
+                )
+            )
+            if rsvp.status == RsvpStatus.CONFIRMED and other is None:
+                await self._events.release_seats(session, event, rsvp, "refunded", refund.requested_by or rsvp.user_id)
         await notify(
             session,
             payment.user_id,
             "ticket_refunded",
             {
                 "event_id": ids.encode(ids.Prefix.EVENT, payment.event_id),
-                "event_title": title or "",
-                "amount": f"{payment.amount_cents / 100:.2f} {payment.currency.upper()} refunded ({reason})",
+                "event_title": event.title,
+                "amount": f"{refund.amount_cents / 100:.2f} {payment.currency.upper()} refunded ({refund.reason})",
                 "payment_id": ids.encode(ids.Prefix.TICKET_PAYMENT, payment.id),
             },
-            dedupe_key=f"ticket_refunded:{payment.id}",
+            dedupe_key=f"ticket_refunded:{refund.id}",
         )
 
-    async def refund_by_organizer(self, actor: AccessClaims, payment_id: uuid.UUID) -> TicketInfo:
-        """The event's organizer (or an admin) refunds a ticket in full and frees its seats."""
-        async with self._sessions.begin() as session:
+    async def refund_by_organizer(
+        self, actor: AccessClaims, payment_id: uuid.UUID, amount: int | None = None
+    ) -> TicketInfo:
+        """The event's organizer (or an admin) refunds ``amount`` of a ticket (default: the rest).
+
+        A refund that completes the charge cancels the ticket and frees its seats; a partial one keeps it.
+        """
+        async with self._sessions() as session:
             found = await session.scalar(select(TicketPayment).where(TicketPayment.id == payment_id))
-            if found is None or (found.organizer_id != actor.user_id and Role.ADMIN.value not in actor.roles):
-                raise NotFound("no such payment", code="payment_not_found")
-            event, payment, rsvp = await self._locked(session, payment_id)
-            if payment.status != "succeeded":
-                raise Conflict(f"a {payment.status} payment cannot be refunded", code="not_refundable")
-            if rsvp.status == RsvpStatus.CONFIRMED:
-                await self._events.release_seats(session, event, rsvp, "refunded", actor.user_id)
-        return await self._refund(payment_id, "refunded by the organizer")
+        if found is None or (found.organizer_id != actor.user_id and Role.ADMIN.value not in actor.roles):
+            raise NotFound("no such payment", code="payment_not_found")
+        return await self._refund(
+            payment_id, "refunded by the organizer", amount=amount, actor_id=actor.user_id, strict=True
+        )
 
     async def refund_event(self, event_id: uuid.UUID) -> int:
         """Refund every paid ticket of a cancelled event (a worker job; running it again refunds nothing twice)."""
@@ -450,6 +646,15 @@ class TicketService:
                     .distinct()
                 )
             )
+            # Refunds left pending by a process that died after reserving them: asked again with the same key.
+            stuck = (
+                await session.execute(
+                    select(TicketRefund.id, TicketPayment.stripe_payment_intent_id, TicketRefund.amount_cents)
+                    .join(TicketPayment, TicketPayment.id == TicketRefund.payment_id)
+                    .where(TicketRefund.status == "pending", TicketRefund.created_at <= now - STUCK_REFUND_AFTER)
+                    .limit(100)
+                )
+            ).all()
         released = 0
         for rsvp_id, event_id in due:
             async with self._sessions.begin() as session:
@@ -476,36 +681,46 @@ class TicketService:
                 released += 1
         for event_id in cancelled:
             await self.refund_event(event_id)
+        for refund_id, intent_id, amount in stuck:
+            try:
+                await self._send_refund(refund_id, str(intent_id), amount)
+            except DomainError as exc:
+                log.warning("stuck refund failed again", refund_id=str(refund_id), error=exc.detail)
         return released
 
     async def reconcile(self, payload: bytes) -> None:
-        """Apply a verified Stripe webhook to ticket payments (the payments service has already checked it)."""
+        """Apply a verified Stripe webhook to ticket payments (the payments service has already checked it).
+
+        Webhooks come late, twice and out of order, so the payload only names the PaymentIntent; what is
+        applied is the PaymentIntent (and its charge's refunds) as Stripe has it now.
+        """
         body: dict[str, Any] = json.loads(payload)
         etype = str(body.get("type"))
         obj: dict[str, Any] = (body.get("data") or {}).get("object") or {}
-        if etype.startswith("payment_intent."):
-            payment_id = await self._payment_for_intent(obj)
-            if payment_id is None:
+        if etype in ("payment_intent.succeeded", "payment_intent.payment_failed"):
+            # Skip the Stripe round trip for intents that are not tickets' (boosts, invoices).
+            if await self._payment_for_intent(obj) is None:
                 return
-            if etype == "payment_intent.succeeded":
-                await self._settle_success(payment_id, str(obj["id"]))
-            elif etype == "payment_intent.payment_failed":
-                error = obj.get("last_payment_error") or {}
-                await self._settle_failure(payment_id, str(error.get("message") or "card declined"))
+            await self.sync_intent(str(obj["id"]))
         elif etype == "charge.refunded" and obj.get("payment_intent"):
-            async with self._sessions.begin() as session:
-                payment = await session.scalar(
-                    select(TicketPayment)
-                    .where(TicketPayment.stripe_payment_intent_id == str(obj["payment_intent"]))
-                    .with_for_update()
-                )
-                # A refund made outside Tribe (the Stripe dashboard) still reaches the books.
-                if (
-                    payment is not None
-                    and payment.status == "succeeded"
-                    and int(obj.get("amount_refunded") or 0) >= payment.amount_cents
-                ):
-                    await self._mark_refunded(session, payment, "refunded in Stripe")
+            await self.sync_intent(str(obj["payment_intent"]))
+
+    async def sync_intent(self, intent_id: str) -> None:
+        """Bring the ticket paid by ``intent_id`` in line with the PaymentIntent as Stripe has it now."""
+        try:
+            intent = await self._stripe.retrieve_payment_intent(intent_id)
+        except StripeNotFound:
+            return
+        payment_id = await self._payment_for_intent(intent)
+        if payment_id is None:
+            return
+        status = str(intent.get("status"))
+        if status == "succeeded":
+            await self._settle_success(payment_id, intent_id, _amount_refunded(intent))
+        elif status in ("requires_payment_method", "canceled"):
+            # Only a payment still pending fails; a stale failure after a success changes nothing.
+            error = intent.get("last_payment_error") or {}
+            await self._settle_failure(payment_id, str(error.get("message") or f"payment {status}"))
 
     async def _payment_for_intent(self, intent: dict[str, Any]) -> uuid.UUID | None:
         raw = (intent.get("metadata") or {}).get("ticket_payment_id")
@@ -524,6 +739,8 @@ class TicketService:
     async def _legs(
         self, session: AsyncSession, payment: TicketPayment, kind: str, ref: str, legs: list[tuple[str, Any, int]]
     ) -> None:
+        if not any(amount for _, _, amount in legs):
+            return
         transaction_id = ids.uuid7()
         await session.execute(
             insert(LedgerEntry)
@@ -548,31 +765,42 @@ class TicketService:
             .on_conflict_do_nothing(index_elements=["source_ref", "kind", "account"])
         )
 
-    async def _book(self, session: AsyncSession, payment: TicketPayment, *, refund: bool = False) -> None:
-        """A charge: the attendee pays the organizer, who pays the platform its fee; a refund reverses both."""
+    async def _book(
+        self,
+        session: AsyncSession,
+        payment: TicketPayment,
+        *,
+        refund: bool = False,
+        amount: int | None = None,
+        fee: int | None = None,
+        ref: str | None = None,
+    ) -> None:
+        """A charge: the attendee pays the organizer, who pays the platform its fee; a refund reverses ``amount``
+        and ``fee`` of it (by default the whole charge and fee)."""
         sign = -1 if refund else 1
-        ref = f"ticket:{payment.id}:refund" if refund else f"ticket:{payment.id}"
+        amount = payment.amount_cents if amount is None else amount
+        fee = payment.fee_cents if fee is None else fee
+        ref = ref or (f"ticket:{payment.id}:refund" if refund else f"ticket:{payment.id}")
         await self._legs(
             session,
             payment,
             "refund" if refund else "charge",
             ref,
             [
-                (CUSTOMER_ACCOUNT, payment.user_id, -sign * payment.amount_cents),
-                (ORGANIZER_ACCOUNT, payment.organizer_id, sign * payment.amount_cents),
+                (CUSTOMER_ACCOUNT, payment.user_id, -sign * amount),
+                (ORGANIZER_ACCOUNT, payment.organizer_id, sign * amount),
             ],
         )
-        if payment.fee_cents:
-            await self._legs(
-                session,
-                payment,
-                "fee",
-                ref,
-                [
-                    (ORGANIZER_ACCOUNT, payment.organizer_id, -sign * payment.fee_cents),
-                    (REVENUE_ACCOUNT, None, sign * payment.fee_cents),
-                ],
-            )
+        await self._legs(
+            session,
+            payment,
+            "fee",
+            ref,
+            [
+                (ORGANIZER_ACCOUNT, payment.organizer_id, -sign * fee),
+                (REVENUE_ACCOUNT, None, sign * fee),
+            ],
+        )
 
     # ---- pay at venue ------------------------------------------------------------------------
 
@@ -591,11 +819,11 @@ class TicketService:
                 .with_for_update()
             )
             if rsvp.status == RsvpStatus.CONFIRMED:
-                amount = event.price_cents * rsvp.seats
                 if live is None:
                     session.add(self._venue_payment(event, rsvp, "unpaid"))
                 elif live.status == "unpaid":
-                    live.seats, live.amount_cents = rsvp.seats, amount
+                    # More or fewer guests at the price this ticket was booked at, not today's.
+                    live.seats, live.amount_cents = rsvp.seats, live.amount_cents // live.seats * rsvp.seats
             elif live is not None and live.status == "unpaid":
                 live.status = "void"
             await session.flush()
@@ -663,7 +891,7 @@ class TicketService:
                     func.count().filter(card, TicketPayment.status == "succeeded"),
                     func.coalesce(func.sum(TicketPayment.amount_cents).filter(card, captured), 0),
                     func.coalesce(
-                        func.sum(TicketPayment.fee_cents).filter(card, TicketPayment.status == "succeeded"), 0
+                        func.sum(TicketPayment.fee_cents - TicketPayment.fee_refunded_cents).filter(card, captured), 0
                     ),
                     func.coalesce(func.sum(TicketPayment.refunded_cents).filter(card, captured), 0),
                     func.coalesce(
@@ -732,6 +960,9 @@ class TicketService:
             )
             events = await self._totals(session, actor.user_id)
             available = sum(e.net_cents for e in events) - await self._paid_out(session, actor.user_id)
+            account = await session.get(PayoutAccount, actor.user_id)
+            if account is None or account.provider != self._payouts.name:
+                raise Conflict("set where payouts go first (PUT /v1/payouts/account)", code="payout_account_required")
             amount = data.amount_cents if data.amount_cents is not None else available
             if amount <= 0:
                 raise Conflict("there is nothing to pay out", code="nothing_to_pay_out")
@@ -744,15 +975,47 @@ class TicketService:
                 currency=PAYOUT_CURRENCY,
                 provider=self._payouts.name,
                 status="pending",
+                destination=account.destination,
             )
             session.add(payout)
             await session.flush()
             payout.status, payout.external_ref = await self._payouts.send(
-                payout.id, amount, PAYOUT_CURRENCY, data.destination_account
+                payout.id, amount, PAYOUT_CURRENCY, account.destination
             )
             payout.created_at = self._clock()
             await session.flush()
             return _payout_out(payout)
+
+    async def set_payout_account(self, actor: AccessClaims, data: PayoutAccountIn) -> PayoutAccountOut:
+        """Store (or replace) where the caller's payouts go, checked by the configured payout provider."""
+        holder = data.holder_name.strip()
+        if not holder:
+            raise InvalidInput("the account holder's name is required", errors=[FieldError("holder_name", "blank")])
+        destination = await self._payouts.check_destination(data.destination.strip())
+        values = {"provider": self._payouts.name, "holder_name": holder, "destination": destination}
+        async with self._sessions.begin() as session:
+            await session.execute(
+                insert(PayoutAccount)
+                .values(organizer_id=actor.user_id, **values)
+                .on_conflict_do_update(
+                    index_elements=[PayoutAccount.organizer_id], set_={**values, "updated_at": func.now()}
+                )
+            )
+            account = await session.scalar(
+                select(PayoutAccount)
+                .where(PayoutAccount.organizer_id == actor.user_id)
+                .execution_options(populate_existing=True)
+            )
+            assert account is not None
+            return _account_out(account)
+
+    async def payout_account(self, actor: AccessClaims) -> PayoutAccountOut:
+        """The caller's payout account; 404 when none is stored."""
+        async with self._sessions() as session:
+            account = await session.get(PayoutAccount, actor.user_id)
+        if account is None:
+            raise NotFound("no payout account yet", code="payout_account_not_found")
+        return _account_out(account)
 
     async def list_payouts(self, actor: AccessClaims, cursor: str | None, limit: int | None) -> Page[PayoutOut]:
         """The caller's payouts, newest first."""
@@ -777,8 +1040,24 @@ def _payout_out(payout: Payout) -> PayoutOut:
         provider=payout.provider,
         status=payout.status,
         external_ref=payout.external_ref,
+        destination_last4=payout.destination[-4:] if payout.destination else None,
         created_at=payout.created_at,
     )
+
+
+def _account_out(account: PayoutAccount) -> PayoutAccountOut:
+    return PayoutAccountOut(
+        provider=account.provider,
+        holder_name=account.holder_name,
+        destination_last4=account.destination[-4:],
+        updated_at=account.updated_at,
+    )
+
+
+def _amount_refunded(intent: dict[str, Any]) -> int:
+    """What was refunded of a PaymentIntent's charge (its ``latest_charge``, expanded by the re-fetch)."""
+    charge = intent.get("latest_charge")
+    return int(charge.get("amount_refunded") or 0) if isinstance(charge, dict) else 0
 
 
 def _attendee_condition(attendee: str) -> Any:
