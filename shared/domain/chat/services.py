@@ -100,6 +100,7 @@ CHATS_MAX_LIMIT = 100
 REPLAY_BATCH = 200
 NATS_MSG_ID_HEADER = "Nats-Msg-Id"
 PUBLISH_TIMEOUT_S = 2.0
+STAMP_GATHER_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +297,8 @@ class PublishedStamper:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            # Let a burst gather, so one statement (one commit) stamps it; the relay waits seconds anyway.
+            await asyncio.sleep(STAMP_GATHER_S)
             self._wake.clear()
             await self._stamp()
 
