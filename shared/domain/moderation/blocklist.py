@@ -122,15 +122,18 @@ class BlocklistCache:
         self._scopes.clear()
         self.active = up
 
+    def forget(self, scope: uuid.UUID | None) -> None:
+        """Drop ``scope``'s terms and refuse results read before now."""
+        self.generation += 1
+        self._scopes.pop(scope, None)
+
     def notified(self, payload: str) -> None:
         """``NOTIFY blocklist_changed, '<club uuid>'`` (empty for the platform's list): forget that scope."""
-        self.generation += 1
-        if not payload:
-            self._scopes.pop(None, None)
-            return
         try:
-            self._scopes.pop(uuid.UUID(payload), None)
+            self.forget(uuid.UUID(payload) if payload else None)
         except ValueError:
+            # Unknown payloads are not ours to interpret: forget everything rather than guess.
+            self.generation += 1
             self._scopes.clear()
 
 
@@ -160,6 +163,10 @@ class Blocklist:
                 own = scopes[club] = Terms((r["term"], r["mode"]) for r in rows if r["club_id"] is not None)
             cache.put(scopes, generation)
         return verdict_of(text, (platform, own) if own is not None else (platform,))
+
+    def forget(self, scope: uuid.UUID | None) -> None:
+        """A list of this process changed ``scope`` (a club, ``None`` for the platform's): drop it now."""
+        self._cache.forget(scope)
 
     async def _club(self, chat_id: uuid.UUID) -> uuid.UUID | None:
         if chat_id in self._club_of:
