@@ -16,7 +16,7 @@ from shared import ids
 from shared.domain.moderation.models import MessageCase, ModerationAuditEntry
 from tests.api.club_support import add_member, create_club, join
 from tests.api.conftest import Account, MakeAccount
-from tests.api.events.helpers import grant_role
+from tests.api.events.helpers import create_event, grant_role, make_organizer, rsvp
 from tests.api.test_chat import count_messages, group_chat, send
 from tests.api.test_chat_rooms import room
 
@@ -399,6 +399,30 @@ async def test_club_moderators_delete_messages_in_the_club_room_with_an_audit_ro
     assert await audit_rows(db, ids.decode(ids.Prefix.MESSAGE, target)) == ["message.remove"]
     # A sender deleting their own message is not a moderator action.
     assert await audit_rows(db, ids.decode(ids.Prefix.MESSAGE, message_id)) == []
+
+
+async def test_the_organizer_deletes_messages_in_the_event_room_with_an_audit_row(
+    client: httpx.AsyncClient, make_account: MakeAccount, db: async_sessionmaker[AsyncSession]
+) -> None:
+    organizer = await make_organizer(make_account, db)
+    guest, other_guest = await make_account(), await make_account()
+    event_id = await create_event(client, organizer)
+    await rsvp(client, event_id, guest)
+    await rsvp(client, event_id, other_guest)
+    chat = await room(client, guest, event_id=event_id)
+    pinned = (await send(client, organizer, chat["id"], "Meet at the trailhead")).json()["message_id"]
+    # Guests moderate nothing: not the organizer's message, not another guest's.
+    denied = await client.delete(f"/v1/chats/{chat['id']}/messages/{pinned}", headers=guest.headers)
+    assert denied.status_code == 403
+    theirs = (await send(client, other_guest, chat["id"], "selling tickets, dm me")).json()["message_id"]
+    assert (await client.delete(f"/v1/chats/{chat['id']}/messages/{theirs}", headers=guest.headers)).status_code == 403
+
+    removed = await client.delete(f"/v1/chats/{chat['id']}/messages/{theirs}", headers=organizer.headers)
+    assert removed.status_code == 200, removed.text
+    assert removed.json()["moderator_id"] == organizer.id
+    assert await audit_rows(db, ids.decode(ids.Prefix.MESSAGE, theirs)) == ["message.remove"]
+    history = (await client.get(f"/v1/chats/{chat['id']}/messages", headers=guest.headers)).json()["messages"]
+    assert [(m["id"], m["deleted"], m["content"]) for m in history if m["id"] == theirs] == [(theirs, True, None)]
 
 
 async def test_the_audit_log_is_append_only(
