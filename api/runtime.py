@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.config import Settings
 from shared.db.fastread import FastReads, asyncpg_dsn
+from shared.db.listen import NotifiedCache, NotifyListener
 from shared.db.session import create_engine, create_read_session_factory, create_session_factory
-from shared.domain.auth.access import AccessCache, AccessChecker, AccessListener
+from shared.domain.auth.access import ACCESS_CHANNEL, AccessCache, AccessChecker
 from shared.domain.auth.services import AuthService
 from shared.domain.auth.tokens import AccessTokens
 from shared.domain.chat.services import ChatLimits, ChatService
@@ -23,6 +24,7 @@ from shared.domain.clubs.services import ClubService
 from shared.domain.events.services import EventService
 from shared.domain.gamification.services import BadgeService, LeaderboardService, StreakService
 from shared.domain.media.services import MediaService
+from shared.domain.moderation.blocklist import BLOCKLIST_CHANNEL, BlocklistCache
 from shared.domain.notifications.services import NotificationService, UnsubscribeTokens
 from shared.domain.payments.boosts import BoostService
 from shared.domain.payments.idempotency import IdempotencyGuard
@@ -70,9 +72,20 @@ class Runtime:
     promos: PromoService
     member_tiers: MemberTierService
     draining: bool = field(default=False)
-    # Perf: the raw asyncpg pool of hot reads and the LISTEN connection that keeps the access cache honest.
+    # Perf: the raw asyncpg pool of hot statements and the LISTEN connection that keeps the access
+    # and blocklist caches honest.
     fastreads: FastReads | None = None
-    access_listener: AccessListener | None = None
+    listener: NotifyListener | None = None
+
+
+def _notified_caches(settings: Settings, access: AccessCache, blocklist: BlocklistCache) -> dict[str, NotifiedCache]:
+    """The caches the NOTIFY listener keeps honest, by channel (a cache set to 0 seconds stays off)."""
+    caches: dict[str, NotifiedCache] = {}
+    if settings.access_cache_seconds > 0:
+        caches[ACCESS_CHANNEL] = access
+    if settings.blocklist_cache_seconds > 0:
+        caches[BLOCKLIST_CHANNEL] = blocklist
+    return caches
 
 
 async def open_runtime(settings: Settings) -> Runtime:
@@ -89,9 +102,11 @@ async def open_runtime(settings: Settings) -> Runtime:
     promos = PromoService(sessions, StripeGateway(settings), payments)
     fastreads = await FastReads.open(settings)
     access_cache = AccessCache(settings.access_cache_seconds)
-    access_listener = AccessListener(asyncpg_dsn(settings.database_url), access_cache)
-    if settings.access_cache_seconds > 0:
-        await access_listener.start()
+    blocklist_cache = BlocklistCache(settings.blocklist_cache_seconds)
+    listener = NotifyListener(
+        asyncpg_dsn(settings.database_url), _notified_caches(settings, access_cache, blocklist_cache)
+    )
+    await listener.start()
     access = AccessChecker(tokens, reads, access_cache)
     return Runtime(
         settings=settings,
@@ -113,7 +128,14 @@ async def open_runtime(settings: Settings) -> Runtime:
         media=media,
         posts=posts,
         search=SearchService(reads, posts),
-        chat=ChatService(sessions, redis, nc, ChatLimits.from_settings(settings)),
+        chat=ChatService(
+            sessions,
+            redis,
+            nc,
+            ChatLimits.from_settings(settings),
+            statements=fastreads,
+            blocklist_cache=blocklist_cache,
+        ),
         events=EventService(settings, sessions, media=media),
         payments=payments,
         idempotency=IdempotencyGuard(sessions),
@@ -122,7 +144,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         promos=promos,
         member_tiers=MemberTierService(settings, sessions, StripeGateway(settings), payments, promos),
         fastreads=fastreads,
-        access_listener=access_listener,
+        listener=listener,
     )
 
 
@@ -133,8 +155,8 @@ async def close_runtime(runtime: Runtime) -> None:
     if runtime.nats.is_connected:
         await runtime.nats.drain()
     await runtime.redis.aclose()
-    if runtime.access_listener is not None:
-        await runtime.access_listener.stop()
+    if runtime.listener is not None:
+        await runtime.listener.stop()
     if runtime.fastreads is not None:
         await runtime.fastreads.close()
     await runtime.engine.dispose()

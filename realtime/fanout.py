@@ -212,7 +212,7 @@ class ChatFanout:
             # The event already is the client frame: forward its bytes to every socket of the user.
             topic = self._users.get(ids.decode(ids.Prefix.USER, msg.subject.rsplit(".", 1)[1]))
             for connection in list(topic.connections if topic else ()):
-                connection.offer(msg.data)
+                connection.push(msg.data)
             return
         if isinstance(event, UserPresence):
             self._friend_presence(msg.subject, event)
@@ -227,10 +227,10 @@ class ChatFanout:
                 continue
             if event.member and chat_id not in connection.chats:
                 await self.join_chat(connection, chat_id)
-                connection.offer(encode_frame(ChatJoined(chat_id=event.chat_id)))
+                connection.push(encode_frame(ChatJoined(chat_id=event.chat_id)))
             elif not event.member and chat_id in connection.chats:
                 await self.leave_chat(connection, chat_id)
-                connection.offer(encode_frame(ChatLeft(chat_id=event.chat_id)))
+                connection.push(encode_frame(ChatLeft(chat_id=event.chat_id)))
 
     def _friend_presence(self, subject: str, event: UserPresence) -> None:
         """A friend of the subject's user came or went: tell that user's general sockets."""
@@ -244,7 +244,7 @@ class ChatFanout:
         for connection in list(topic.connections):
             # A socket opened on one chat carries that chat only.
             if connection.chat_id is None:
-                connection.offer(data)
+                connection.push(data)
 
 
 class LiveNotification(msgspec.Struct, frozen=True, tag="notification.new", tag_field="type"):

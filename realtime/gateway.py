@@ -56,6 +56,7 @@ log: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger("realtime.gatewa
 WS_PATH = "/v1/ws"
 CHAT_WS_PREFIX = "/v1/chats/"
 HEALTH_PATH = "/health"
+SUBSCRIBE_FLUSH_TIMEOUT_S = 2
 
 
 class Authenticator(Protocol):
@@ -360,7 +361,19 @@ class Gateway:
         return connection
 
     async def _attach(self, connection: Connection, chat_ids: list[uuid.UUID], resume: dict[str, int] | None) -> None:
-        """Acknowledge, subscribe to the user's chats, and replay what a resuming client missed."""
+        """Subscribe to the user's chats, acknowledge, and replay what a resuming client missed."""
+        # Live frames are held from before the subscriptions exist until the ack (and a resume's replay)
+        # is out: nothing committed in between is missed, nothing replayed is sent twice, the ack comes first.
+        connection.held = []
+        await self.fanout.watch_user(connection)
+        for chat_id in chat_ids:
+            await self.fanout.join_chat(connection, chat_id)
+        # Once NATS answers a ping it has our subscriptions, so whatever is sent after the client sees the
+        # ack reaches it. While NATS is away the client still gets on; the subscriptions follow on reconnect.
+        try:
+            await self.nats.flush(timeout=SUBSCRIBE_FLUSH_TIMEOUT_S)
+        except Exception as exc:
+            log.warning("connection.subscribe_unconfirmed", error=type(exc).__name__)
         await connection.send(
             ConnectionAck(
                 user_id=ids.encode(ids.Prefix.USER, connection.user_id),
@@ -368,13 +381,6 @@ class Gateway:
                 heartbeat_ms=self.heartbeat_ms,
             )
         )
-        # Live frames are held from before the subscriptions exist until the replay is done,
-        # so nothing committed in between is missed and nothing replayed is sent twice.
-        if resume:
-            connection.held = []
-        await self.fanout.watch_user(connection)
-        for chat_id in chat_ids:
-            await self.fanout.join_chat(connection, chat_id)
         log.info(
             "connection.open",
             user_id=ids.encode(ids.Prefix.USER, connection.user_id),
@@ -386,6 +392,8 @@ class Gateway:
         )
         if resume:
             await self._replay(connection, resume)
+        else:
+            connection.release({})
 
     async def _chats_of(self, user_id: uuid.UUID, route: Route) -> list[uuid.UUID]:
         """The chats a new socket follows: the one in its path (if a member), else all of the user's."""

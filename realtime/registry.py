@@ -48,8 +48,8 @@ class Connection:
     chats: set[uuid.UUID] = field(default_factory=set)
     # This socket's member in its user's presence set (unique per socket, across gateways).
     presence_member: str = field(default_factory=lambda: uuid.uuid4().hex)
-    # While a resume replays history, live frames wait here: (chat_id, seq or None, data).
-    held: list[tuple[uuid.UUID, int | None, bytes]] | None = None
+    # Until the ack (and a resume's replay) is out, live frames wait here: (chat_id or None, seq or None, data).
+    held: list[tuple[uuid.UUID | None, int | None, bytes]] | None = None
     _queue: asyncio.Queue[bytes] | None = None
     _writer: asyncio.Task[None] | None = None
     _closing: asyncio.Task[None] | None = None
@@ -128,11 +128,18 @@ class Connection:
         else:
             self.offer(data)
 
+    def push(self, data: bytes) -> None:
+        """A live frame outside any chat's sequence (notifications, membership, presence): held like chat frames."""
+        if self.held is not None:
+            self.held.append((None, None, data))
+        else:
+            self.offer(data)
+
     def release(self, replayed_up_to: dict[uuid.UUID, int]) -> None:
         """End a resume: queue the held frames, minus messages the replay already sent."""
         held, self.held = self.held or [], None
         for chat_id, seq, data in held:
-            if seq is not None and seq <= replayed_up_to.get(chat_id, -1):
+            if chat_id is not None and seq is not None and seq <= replayed_up_to.get(chat_id, -1):
                 continue
             self.offer(data)
 

@@ -76,6 +76,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Perf: verified principals are cached this long per API process (0 disables); triggers
     # NOTIFY access_changed so a revoke, ban or role change still applies at once.
     access_cache_seconds: int = 30
+    # Perf: blocklist terms are cached this long per process (0 disables); a trigger NOTIFYs
+    # blocklist_changed so a new or removed term applies at once.
+    blocklist_cache_seconds: int = 30
     # Paid tickets: how long a seat is held while its payment runs, how long a waitlist offer stays open,
     # and who pays organizers out (manual | stripe_connect).
     ticket_hold_seconds: int = 300

@@ -1,4 +1,4 @@
-"""A raw asyncpg pool for hot single-statement reads, beside the SQLAlchemy engine.
+"""A raw asyncpg pool for hot single statements (reads, and the chat send), beside the SQLAlchemy engine.
 
 The ORM costs several hundred microseconds per request in Python (statement
 compilation lookup, result processing, identity map); a hot read such as the
@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.config import Settings
 
@@ -40,8 +41,9 @@ class FastReads:
     task and resets the session with a round trip, which together cost about as much
     as the read itself. Here a connection is taken from a free list, runs one
     statement (prepared once per connection by asyncpg's statement cache) and is
-    handed straight to the next waiter. A connection whose statement failed or was
-    cancelled is closed rather than reused, so no half-read protocol state leaks.
+    handed straight to the next waiter. A connection whose statement was cancelled or
+    lost is closed rather than reused, so no half-read protocol state leaks; one whose
+    statement the server refused is clean and goes back.
     """
 
     def __init__(self, dsn: str, max_size: int) -> None:
@@ -64,11 +66,30 @@ class FastReads:
         connection = await self._acquire()
         try:
             row: asyncpg.Record | None = await connection.fetchrow(query, *args)
+        except asyncpg.PostgresError:
+            # The server refused the statement (e.g. a unique violation) and is ready for the next one.
+            self._release(connection)
+            raise
         except BaseException:
             self._discard(connection)
             raise
         self._release(connection)
         return row
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        """Every row of one statement (autocommit, like :meth:`fetchrow`)."""
+        connection = await self._acquire()
+        try:
+            rows: list[asyncpg.Record] = await connection.fetch(query, *args)
+        except asyncpg.PostgresError:
+            # The server refused the statement (e.g. a unique violation) and is ready for the next one.
+            self._release(connection)
+            raise
+        except BaseException:
+            self._discard(connection)
+            raise
+        self._release(connection)
+        return rows
 
     async def close(self) -> None:
         """Close the idle connections; busy ones are closed as they come back."""
@@ -137,3 +158,39 @@ class FastReads:
 
 class _Retry(Exception):
     """Tells a waiter that a slot freed up: try to acquire again."""
+
+
+class Statements(Protocol):
+    """Runs one statement in autocommit (an implicit transaction of its own): :class:`FastReads` or a fallback."""
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        """The first row of ``query``."""
+        ...
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        """Every row of ``query``."""
+        ...
+
+
+class SessionStatements:
+    """:class:`Statements` on the asyncpg driver under a SQLAlchemy pool connection (for services built without
+    a :class:`FastReads`, as some tests build them). SQLAlchemy begins its transactions lazily on its own
+    executes, so a statement run on the driver directly is in autocommit, like one on :class:`FastReads`."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        """Statements borrow a connection of ``sessions``' engine for their duration."""
+        self._sessions = sessions
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        """The first row of ``query``."""
+        async with self._sessions() as session:
+            raw = await (await session.connection()).get_raw_connection()
+            row: asyncpg.Record | None = await raw.driver_connection.fetchrow(query, *args)  # type: ignore[union-attr]
+            return row
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        """Every row of ``query``."""
+        async with self._sessions() as session:
+            raw = await (await session.connection()).get_raw_connection()
+            rows: list[asyncpg.Record] = await raw.driver_connection.fetch(query, *args)  # type: ignore[union-attr]
+            return rows

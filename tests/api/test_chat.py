@@ -13,6 +13,7 @@ import pytest
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from sqlalchemy import func, select, update
+from sqlalchemy import text as sql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import ids
@@ -319,6 +320,37 @@ async def test_concurrent_sends_get_gap_free_seqs(
     assert all(r.status_code == 202 for r in responses)
     assert sorted(r.json()["seq"] for r in responses) == list(range(1, 25))
     assert await count_messages(db, chat_id) == 24
+
+
+async def waiting_on_locks(db: async_sessionmaker[AsyncSession]) -> int:
+    """How many chat sends wait for a row lock right now."""
+    async with db() as session:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%allocated%'"
+        return await session.scalar(sql(query)) or 0
+
+
+async def test_racing_first_sends_of_one_client_id_store_one_message_and_leave_no_seq_gap(
+    client: httpx.AsyncClient, make_account: MakeAccount, db: async_sessionmaker[AsyncSession]
+) -> None:
+    a, b = await make_account(), await make_account()
+    chat_id = await group_chat(client, a, b)
+    # Hold the chat's row lock until every copy waits behind it: all of them then start before the first
+    # commits, so the losers pass the resend check, allocate a seq and meet the unique index.
+    async with db.begin() as session:
+        await session.execute(
+            sql("SELECT 1 FROM chats WHERE id = :id FOR UPDATE"), {"id": ids.decode(ids.Prefix.CHAT, chat_id)}
+        )
+        copies = [asyncio.create_task(send(client, a, chat_id, "once", "race-1")) for _ in range(6)]
+        async with asyncio.timeout(10):
+            while await waiting_on_locks(db) < len(copies):
+                await asyncio.sleep(0.02)
+    raced = await asyncio.gather(*copies)
+    assert all(r.status_code == 202 for r in raced), [r.text for r in raced]
+    assert len({r.json()["message_id"] for r in raced}) == 1
+    assert {r.json()["seq"] for r in raced} == {1}
+    assert await count_messages(db, chat_id) == 1
+    # The losers' allocations were rolled back with them: the next message is seq 2.
+    assert (await send(client, b, chat_id, "next")).json()["seq"] == 2
 
 
 async def test_same_client_id_with_other_content_is_422(client: httpx.AsyncClient, make_account: MakeAccount) -> None:

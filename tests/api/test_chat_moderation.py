@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ from shared import ids
 from shared.domain.moderation.models import MessageCase, ModerationAuditEntry
 from tests.api.club_support import add_member, create_club, join
 from tests.api.conftest import Account, MakeAccount
-from tests.api.events.helpers import grant_role
+from tests.api.events.helpers import create_event, grant_role, make_organizer, rsvp
 from tests.api.test_chat import count_messages, group_chat, send
 from tests.api.test_chat_rooms import room
 
@@ -217,6 +218,73 @@ async def test_club_blocklist_applies_in_the_club_room_only(
     assert (await send(client, member, elsewhere, f"a {term}")).status_code == 202
 
 
+# A blocklist change crosses processes by NOTIFY in milliseconds; a cache that missed it would serve the
+# old terms for its whole 30 s lifetime. This bound separates the two.
+PROPAGATION_S = 2.0
+
+
+async def status_soon(send_once: Callable[[], Awaitable[httpx.Response]], expected: int) -> httpx.Response:
+    """The first response with ``expected`` status within the propagation bound (few tries: sends are rate-limited)."""
+    deadline = asyncio.get_running_loop().time() + PROPAGATION_S
+    while True:
+        response = await send_once()
+        if response.status_code == expected or asyncio.get_running_loop().time() > deadline:
+            return response
+        await asyncio.sleep(0.2)
+
+
+async def test_blocklist_changes_apply_to_the_next_message_though_terms_are_cached(
+    client: httpx.AsyncClient, make_account: MakeAccount, db: async_sessionmaker[AsyncSession]
+) -> None:
+    mod, owner, a, b = (
+        await moderator(make_account, db),
+        await make_account(),
+        await make_account(),
+        await make_account(),
+    )
+    club = await create_club(client, owner)
+    await join(client, club["id"], a)
+    club_room = await room(client, a, club_id=club["id"])
+    group = await group_chat(client, a, b)
+    term, club_term = unique_term(), unique_term()
+    # Both scopes' terms are now cached in the API process.
+    assert (await send(client, a, group, f"{term} {club_term}")).status_code == 202
+    assert (await send(client, a, club_room["id"], f"{term} {club_term}")).status_code == 202
+
+    # Through the API: this process forgets the scope before answering.
+    added = await add_global(client, mod, term, "reject")
+    assert added.status_code == 201
+    refused = await send(client, a, group, f"now {term}")
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "message_blocked"
+    removed = await client.delete(f"/v1/moderation/blocklist/{added.json()['id']}", headers=mod.headers)
+    assert removed.status_code == 204
+    assert (await send(client, a, group, f"again {term}")).status_code == 202
+
+    # Straight in the database, as another process would: the trigger's NOTIFY reaches the API's listener.
+    club_uuid = ids.decode(ids.Prefix.CLUB, club["id"])
+    async with db.begin() as session:
+        await session.execute(
+            text("INSERT INTO blocklist_terms (id, club_id, term, mode) VALUES (:id, :club, :term, 'reject')"),
+            {"id": ids.uuid7(), "club": club_uuid, "term": club_term},
+        )
+
+    async def in_room() -> httpx.Response:
+        return await send(client, a, club_room["id"], f"hey {club_term}")
+
+    blocked = await status_soon(in_room, 422)
+    assert blocked.status_code == 422, blocked.text
+    assert blocked.json()["code"] == "message_blocked"
+    # The club's list is the club room's only.
+    assert (await send(client, a, group, f"hey {club_term}")).status_code == 202
+    async with db.begin() as session:
+        await session.execute(
+            text("DELETE FROM blocklist_terms WHERE club_id = :club AND term = :term"),
+            {"club": club_uuid, "term": club_term},
+        )
+    assert (await status_soon(in_room, 202)).status_code == 202
+
+
 # Reports and cases
 
 
@@ -331,6 +399,30 @@ async def test_club_moderators_delete_messages_in_the_club_room_with_an_audit_ro
     assert await audit_rows(db, ids.decode(ids.Prefix.MESSAGE, target)) == ["message.remove"]
     # A sender deleting their own message is not a moderator action.
     assert await audit_rows(db, ids.decode(ids.Prefix.MESSAGE, message_id)) == []
+
+
+async def test_the_organizer_deletes_messages_in_the_event_room_with_an_audit_row(
+    client: httpx.AsyncClient, make_account: MakeAccount, db: async_sessionmaker[AsyncSession]
+) -> None:
+    organizer = await make_organizer(make_account, db)
+    guest, other_guest = await make_account(), await make_account()
+    event_id = await create_event(client, organizer)
+    await rsvp(client, event_id, guest)
+    await rsvp(client, event_id, other_guest)
+    chat = await room(client, guest, event_id=event_id)
+    pinned = (await send(client, organizer, chat["id"], "Meet at the trailhead")).json()["message_id"]
+    # Guests moderate nothing: not the organizer's message, not another guest's.
+    denied = await client.delete(f"/v1/chats/{chat['id']}/messages/{pinned}", headers=guest.headers)
+    assert denied.status_code == 403
+    theirs = (await send(client, other_guest, chat["id"], "selling tickets, dm me")).json()["message_id"]
+    assert (await client.delete(f"/v1/chats/{chat['id']}/messages/{theirs}", headers=guest.headers)).status_code == 403
+
+    removed = await client.delete(f"/v1/chats/{chat['id']}/messages/{theirs}", headers=organizer.headers)
+    assert removed.status_code == 200, removed.text
+    assert removed.json()["moderator_id"] == organizer.id
+    assert await audit_rows(db, ids.decode(ids.Prefix.MESSAGE, theirs)) == ["message.remove"]
+    history = (await client.get(f"/v1/chats/{chat['id']}/messages", headers=guest.headers)).json()["messages"]
+    assert [(m["id"], m["deleted"], m["content"]) for m in history if m["id"] == theirs] == [(theirs, True, None)]
 
 
 async def test_the_audit_log_is_append_only(

@@ -12,17 +12,11 @@ and every request goes to the database.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
 import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
-import asyncpg
-import structlog
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -37,10 +31,6 @@ ACTIVITY_RESOLUTION = timedelta(minutes=5)
 ACCESS_CHANNEL = "access_changed"
 # Enough for every live token of a busy process; past it the oldest entries go first.
 MAX_CACHED_TOKENS = 100_000
-_LISTEN_RETRY_S = 2.0
-_LISTEN_PING_S = 15.0
-
-log = structlog.get_logger("auth.access")
 
 
 class AccessCache:
@@ -53,7 +43,7 @@ class AccessCache:
     def __init__(
         self, ttl_seconds: float, max_entries: int = MAX_CACHED_TOKENS, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        """An inactive cache; :class:`AccessListener` turns it on while it is listening."""
+        """An inactive cache; a :class:`~shared.db.listen.NotifyListener` turns it on while it is listening."""
         self.ttl = ttl_seconds
         self.active = False
         self.generation = 0
@@ -102,6 +92,21 @@ class AccessCache:
         self._entries.clear()
         self._by_user.clear()
 
+    def listening(self, up: bool) -> None:
+        """Cache only while ``LISTEN access_changed`` is up; start from empty either way."""
+        self.clear()
+        self.active = up
+
+    def notified(self, payload: str) -> None:
+        """``NOTIFY access_changed, '<user uuid>'``: forget that user."""
+        try:
+            user_id = uuid.UUID(payload)
+        except ValueError:
+            # Unknown payloads are not ours to interpret: forget everything rather than guess.
+            self.clear()
+            return
+        self.forget_user(user_id)
+
     def _drop(self, token: str) -> None:
         entry = self._entries.pop(token, None)
         if entry is None:
@@ -111,77 +116,6 @@ class AccessCache:
             tokens.discard(token)
             if not tokens:
                 del self._by_user[entry[0].user_id]
-
-
-class AccessListener:
-    """Keeps one ``LISTEN access_changed`` connection and the cache on only while it is up."""
-
-    def __init__(self, dsn: str, cache: AccessCache) -> None:
-        """``dsn`` is a plain ``postgresql://`` URL for asyncpg."""
-        self._dsn = dsn
-        self._cache = cache
-        self._task: asyncio.Task[None] | None = None
-        self._connected = asyncio.Event()
-        self._stopping = False
-
-    async def start(self, wait_seconds: float = 5.0) -> None:
-        """Start listening; wait up to ``wait_seconds`` for the first connection (the cache stays off otherwise)."""
-        self._task = asyncio.create_task(self._run(), name="access-listener")
-        try:
-            await asyncio.wait_for(self._connected.wait(), wait_seconds)
-        except TimeoutError:
-            log.warning("access.listen_slow", waited_s=wait_seconds)
-
-    async def stop(self) -> None:
-        """Stop listening and turn the cache off."""
-        self._stopping = True
-        self._cache.active = False
-        self._cache.clear()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
-        try:
-            user_id = uuid.UUID(payload)
-        except ValueError:
-            # Unknown payloads are not ours to interpret: forget everything rather than guess.
-            self._cache.clear()
-            return
-        self._cache.forget_user(user_id)
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            connection: Any = None
-            try:
-                connection = await asyncpg.connect(self._dsn, timeout=_LISTEN_RETRY_S * 2)
-                lost = asyncio.Event()
-                connection.add_termination_listener(functools.partial(_set_on_termination, lost))
-                await connection.add_listener(ACCESS_CHANNEL, self._on_notify)
-                # Whatever was cached before this connection may have missed notifications.
-                self._cache.clear()
-                self._cache.active = True
-                self._connected.set()
-                while not lost.is_set():
-                    try:
-                        await asyncio.wait_for(lost.wait(), _LISTEN_PING_S)
-                    except TimeoutError:
-                        # A silently dead socket never terminates: prove the link is alive.
-                        await connection.fetchval("SELECT 1", timeout=_LISTEN_RETRY_S * 2)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("access.listen_lost", error=type(exc).__name__, retry_in_s=_LISTEN_RETRY_S)
-            finally:
-                self._cache.active = False
-                self._cache.clear()
-                if connection is not None and not connection.is_closed():
-                    connection.terminate()
-            if not self._stopping:
-                await asyncio.sleep(_LISTEN_RETRY_S)
-
-
-def _set_on_termination(event: asyncio.Event, _connection: Any) -> None:
-    event.set()
 
 
 class AccessChecker:

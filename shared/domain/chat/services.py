@@ -17,26 +17,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 import msgspec
 import structlog
 from nats.aio.client import Client as NatsClient
 from redis.asyncio import Redis
 from sqlalchemy import (
-    DateTime,
-    String,
-    Uuid,
     and_,
-    bindparam,
     delete,
     func,
     insert,
     or_,
     select,
-    text,
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -51,13 +46,13 @@ from shared.bus import (
     ChatRead,
     ChatTyping,
     Event,
-    OutboxRow,
     encode_event,
     live_subject,
     record,
 )
 from shared.clock import utcnow
 from shared.config import Settings
+from shared.db.fastread import SessionStatements, Statements
 from shared.domain.chat import rooms
 from shared.domain.chat.models import (
     MANAGED_TYPES,
@@ -86,8 +81,8 @@ from shared.domain.chat.schemas import (
     SendMessageRequest,
     TypingAccepted,
 )
-from shared.domain.moderation.blocklist import screen
-from shared.domain.moderation.cases import open_blocklist_case, write_audit
+from shared.domain.moderation.blocklist import Blocklist, BlocklistCache
+from shared.domain.moderation.cases import BLOCKLIST_REASON_PREFIX, write_audit
 from shared.domain.moderation.models import AuditAction, BlocklistMode
 from shared.domain.social.services import is_blocked_between
 from shared.domain.users.models import AccountStatus, User
@@ -105,6 +100,7 @@ CHATS_MAX_LIMIT = 100
 REPLAY_BATCH = 200
 NATS_MSG_ID_HEADER = "Nats-Msg-Id"
 PUBLISH_TIMEOUT_S = 2.0
+STAMP_GATHER_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +135,6 @@ class ChatCursor(msgspec.Struct, frozen=True):
 
     at: datetime
     id: uuid.UUID
-
-
-class _DuplicateSend(Exception):
-    """A concurrent send with the same client id won; the transaction is rolled back."""
 
 
 def ack_token(message_id: uuid.UUID) -> str:
@@ -203,49 +195,68 @@ def _accepted(message: Message, row_id: uuid.UUID) -> MessageAccepted:
     )
 
 
-_SEND_STATEMENT = text(
-    """
-    WITH allocated AS (
-        UPDATE chats SET last_seq = last_seq + 1, last_activity_at = :now
-        WHERE id = :chat
-          AND EXISTS (SELECT 1 FROM chat_participants WHERE chat_id = :chat AND user_id = :me)
-          -- A block either way closes a direct chat to both sides.
-          AND NOT (type = 'direct' AND EXISTS (
-                SELECT 1 FROM chat_participants other
-                JOIN blocks b ON (b.blocker_id = other.user_id AND b.blocked_id = :me)
-                              OR (b.blocker_id = :me AND b.blocked_id = other.user_id)
-                WHERE other.chat_id = :chat AND other.user_id <> :me))
-          -- A read-only room takes messages from its moderators only.
-          AND (NOT read_only
-               OR EXISTS (SELECT 1 FROM chat_participants
-                          WHERE chat_id = :chat AND user_id = :me AND role = 'admin')
-               OR EXISTS (SELECT 1 FROM club_memberships cm
-                          WHERE cm.club_id = chats.club_id AND cm.user_id = :me AND cm.status = 'active'
-                            AND cm.role IN ('owner', 'admin', 'moderator')))
-        RETURNING last_seq
-    ), read_own AS (
-        UPDATE chat_participants SET last_read_seq = GREATEST(last_read_seq, (SELECT last_seq FROM allocated))
-        WHERE chat_id = :chat AND user_id = :me AND EXISTS (SELECT 1 FROM allocated)
-    ), inserted AS (
-        INSERT INTO chat_messages
-            (id, chat_id, seq, sender_id, client_message_id, content, reply_to_id, mentions, sent_at, moderation_status)
-        SELECT :id, :chat, last_seq, :me, :cmid, :content, :reply_to, :mentions, :now, :status FROM allocated
-        ON CONFLICT (chat_id, sender_id, client_message_id) DO NOTHING
-        RETURNING seq
-    )
-    SELECT (SELECT last_seq FROM allocated) AS allocated, (SELECT seq FROM inserted) AS inserted
-    """
-).bindparams(
-    bindparam("chat", type_=Uuid),
-    bindparam("me", type_=Uuid),
-    bindparam("id", type_=Uuid),
-    bindparam("cmid", type_=String),
-    bindparam("content", type_=JSONB),
-    bindparam("reply_to", type_=Uuid),
-    bindparam("mentions", type_=ARRAY(Uuid)),
-    bindparam("now", type_=DateTime(timezone=True)),
-    bindparam("status", type_=String),
+# The whole send in one statement, run in autocommit: its implicit transaction commits the message and
+# its outbox row together or neither. The chat's row lock (the UPDATE) is held until that commit, so
+# seqs are gap-free and in commit order. Any failed condition allocates nothing and returns no row;
+# the caller then finds out which (membership, reply, mentions, read-only room, block, or a resend).
+# Two resends racing past the resend check meet the unique index: the statement fails as a whole,
+# seq included, and the caller answers with the original.
+_POSTED_TYPE = str(ChatMessagePosted.__struct_config__.tag)
+_SEND_SQL = """
+WITH allocated AS (
+    UPDATE chats SET last_seq = last_seq + 1, last_activity_at = $8
+    WHERE id = $1
+      AND EXISTS (SELECT 1 FROM chat_participants WHERE chat_id = $1 AND user_id = $2)
+      -- A block either way closes a direct chat to both sides.
+      AND NOT (type = 'direct' AND EXISTS (
+            SELECT 1 FROM chat_participants other
+            JOIN blocks b ON (b.blocker_id = other.user_id AND b.blocked_id = $2)
+                          OR (b.blocker_id = $2 AND b.blocked_id = other.user_id)
+            WHERE other.chat_id = $1 AND other.user_id <> $2))
+      -- A read-only room takes messages from its moderators only.
+      AND (NOT read_only
+           OR EXISTS (SELECT 1 FROM chat_participants
+                      WHERE chat_id = $1 AND user_id = $2 AND role = 'admin')
+           OR EXISTS (SELECT 1 FROM club_memberships cm
+                      WHERE cm.club_id = chats.club_id AND cm.user_id = $2 AND cm.status = 'active'
+                        AND cm.role IN ('owner', 'admin', 'moderator')))
+      -- A resend of a stored message allocates nothing.
+      AND NOT EXISTS (SELECT 1 FROM chat_messages WHERE chat_id = $1 AND sender_id = $2 AND client_message_id = $4)
+      AND ($6::uuid IS NULL OR EXISTS (SELECT 1 FROM chat_messages WHERE id = $6::uuid AND chat_id = $1))
+      AND cardinality($7::uuid[]) = (SELECT count(*) FROM chat_participants WHERE chat_id = $1 AND user_id = ANY($7))
+    RETURNING last_seq
+), read_own AS (
+    -- Sending is reading.
+    UPDATE chat_participants SET last_read_seq = GREATEST(last_read_seq, (SELECT last_seq FROM allocated))
+    WHERE chat_id = $1 AND user_id = $2 AND EXISTS (SELECT 1 FROM allocated)
+), inserted AS (
+    INSERT INTO chat_messages
+        (id, chat_id, seq, sender_id, client_message_id, content, reply_to_id, mentions, sent_at, moderation_status)
+    SELECT $3, $1, last_seq, $2, $4, $5::text::jsonb, $6, $7, $8, $9 FROM allocated
+    RETURNING seq
+), outboxed AS (
+    -- The live event, seq filled in; a flagged message is not fanned out.
+    INSERT INTO outbox (id, event_type, payload)
+    SELECT $10, $14,
+           jsonb_set($11::text::jsonb, '{message,seq}', to_jsonb(seq))
+    FROM inserted WHERE $13::text IS NULL
+), flagged AS (
+    -- A flagged message waits hidden in a case without a reporter, for moderators to review.
+    INSERT INTO moderation_cases (id, chat_id, message_id, reporter_id, reason)
+    SELECT $12, $1, $3, NULL, $13 FROM inserted WHERE $13::text IS NOT NULL
 )
+SELECT seq FROM inserted
+"""
+
+
+# Stamps a batch and, in the same implicit transaction, wakes the relay: it still queues these rows'
+# jobs (badges, offline notifications).
+_STAMP_SQL = """
+WITH stamped AS (
+    UPDATE outbox SET live_published_at = now() WHERE id = ANY($1::uuid[]) AND live_published_at IS NULL
+)
+SELECT pg_notify($2, '')
+"""
 
 
 class PublishedStamper:
@@ -256,8 +267,8 @@ class PublishedStamper:
     after the grace period; clients drop the duplicate by message id.
     """
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], nats: NatsClient) -> None:
-        self._sessions = sessions
+    def __init__(self, statements: Statements, nats: NatsClient) -> None:
+        self._statements = statements
         self._nats = nats
         self._pending: list[uuid.UUID] = []
         self._wake = asyncio.Event()
@@ -286,6 +297,8 @@ class PublishedStamper:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            # Let a burst gather, so one statement (one commit) stamps it; the relay waits seconds anyway.
+            await asyncio.sleep(STAMP_GATHER_S)
             self._wake.clear()
             await self._stamp()
 
@@ -295,14 +308,7 @@ class PublishedStamper:
             return
         try:
             await self._nats.flush(timeout=PUBLISH_TIMEOUT_S)  # type: ignore[arg-type]
-            async with self._sessions.begin() as session:
-                await session.execute(
-                    update(OutboxRow)
-                    .where(OutboxRow.id.in_(batch), OutboxRow.live_published_at.is_(None))
-                    .values(live_published_at=func.now())
-                )
-                # The relay still queues these rows' jobs (badges, offline notifications); wake it now.
-                await session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
+            await self._statements.fetchrow(_STAMP_SQL, batch, OUTBOX_CHANNEL)
         except Exception as exc:
             log.warning("chat.stamp_deferred_to_relay", rows=len(batch), error=f"{type(exc).__name__}: {exc}")
 
@@ -317,13 +323,20 @@ class ChatService:
         nats: NatsClient,
         limits: ChatLimits | None = None,
         clock: Callable[[], datetime] = utcnow,
+        *,
+        statements: Statements | None = None,
+        blocklist_cache: BlocklistCache | None = None,
     ) -> None:
+        """``statements`` runs the hot single statements (a :class:`FastReads` in the processes; tests may
+        leave it out); ``blocklist_cache`` is kept honest by the process's NOTIFY listener."""
         self._sessions = sessions
         self._redis = redis
         self._nats = nats
         self.limits = limits or ChatLimits()
         self._clock = clock
-        self._stamper = PublishedStamper(sessions, nats)
+        self._statements: Statements = statements if statements is not None else SessionStatements(sessions)
+        self.blocklist = Blocklist(self._statements, blocklist_cache)
+        self._stamper = PublishedStamper(self._statements, nats)
         self.presence = Presence(redis)
         self._message_limiter = RateLimiter(
             redis, self.limits.message_rate_limit, window_seconds=self.limits.message_rate_window_seconds
@@ -476,7 +489,11 @@ class ChatService:
     # Messages
 
     async def send_message(self, actor: uuid.UUID, chat_id: uuid.UUID, request: SendMessageRequest) -> SentMessage:
-        """Store a message (once per client id) and fan it out; a resend returns the first one."""
+        """Store a message (once per client id) and fan it out; a resend returns the first one.
+
+        The hot path is one Redis round trip (the rate limit) and one statement on a raw asyncpg
+        connection (:data:`_SEND_SQL`); the blocklist is screened against cached terms first.
+        """
         client_message_id = request.client_message_id
         if client_message_id is None:
             raise InvalidInput(errors=[FieldError("client_message_id", "required")])
@@ -486,82 +503,88 @@ class ChatService:
         mentions = [_parse_body_id(ids.Prefix.USER, v, "mentions") for v in dict.fromkeys(request.mentions)]
         reply_to = _parse_body_id(ids.Prefix.MESSAGE, request.reply_to, "reply_to") if request.reply_to else None
         await self._message_limiter.hit("chat_message", str(actor))
+        verdict = await self.blocklist.screen(chat_id, request.content.text)
+        if verdict is not None and verdict.mode == BlocklistMode.REJECT:
+            async with self._sessions() as session:
+                # Not being in the chat, or a bad reply or mention, is what the sender hears first.
+                await _check_send_refs(session, chat_id, actor, reply_to, mentions)
+            raise InvalidInput(
+                "the message contains a blocked term",
+                code="message_blocked",
+                errors=[FieldError("content.text", "contains a blocked term")],
+            )
+        status = ModerationStatus.VISIBLE if verdict is None else ModerationStatus.FLAGGED
         message_id = ids.uuid7()
         now = self._clock()
+        view = Message(
+            id=ids.encode(ids.Prefix.MESSAGE, message_id),
+            chat_id=ids.encode(ids.Prefix.CHAT, chat_id),
+            seq=0,  # allocated by the statement
+            sender_id=ids.encode(ids.Prefix.USER, actor),
+            client_message_id=client_message_id,
+            content=request.content,
+            sent_at=now,
+            edited_at=None,
+            deleted=False,
+            deleted_at=None,
+            reply_to=request.reply_to,
+            mentions=[ids.encode(ids.Prefix.USER, m) for m in mentions],
+            moderation_status=status.value,
+        )
+        outbox_id = ids.uuid7()
         try:
-            async with self._sessions.begin() as session:
-                if reply_to is not None:
-                    target = await session.scalar(
-                        select(ChatMessage.id).where(ChatMessage.id == reply_to, ChatMessage.chat_id == chat_id)
-                    )
-                    if target is None:
-                        await _membership(session, chat_id, actor)
-                        raise InvalidInput(errors=[FieldError("reply_to", "no such message in this chat")])
-                if mentions:
-                    await _require_mentionable(session, chat_id, actor, mentions)
-                verdict = await screen(session, chat_id, request.content.text)
-                if verdict is not None and verdict.mode == BlocklistMode.REJECT:
-                    await _membership(session, chat_id, actor)
-                    raise InvalidInput(
-                        "the message contains a blocked term",
-                        code="message_blocked",
-                        errors=[FieldError("content.text", "contains a blocked term")],
-                    )
-                status = ModerationStatus.VISIBLE if verdict is None else ModerationStatus.FLAGGED
-                # One round trip: allocate the seq under the chat's row lock (so seqs are gap-free and
-                # in commit order), move the sender's read position (sending is reading), insert.
-                allocated, inserted = (
-                    await session.execute(
-                        _SEND_STATEMENT,
-                        {
-                            "chat": chat_id,
-                            "me": actor,
-                            "id": message_id,
-                            "cmid": client_message_id,
-                            "content": content,
-                            "reply_to": reply_to,
-                            "mentions": mentions,
-                            "now": now,
-                            "status": status.value,
-                        },
-                    )
-                ).one()
-                if allocated is None:
-                    # Not a member, a read-only room or a blocked direct chat: only this rare path tells them apart.
-                    chat, _ = await _membership(session, chat_id, actor)
-                    if chat.read_only:
-                        raise PermissionDenied("only moderators post in this room", code="chat_read_only")
-                    raise PermissionDenied("this conversation is closed by a block", code="user_blocked")
-                if inserted is None:
-                    # A message with this client id exists: roll the seq back and answer with that one.
-                    raise _DuplicateSend
-                view = Message(
-                    id=ids.encode(ids.Prefix.MESSAGE, message_id),
-                    chat_id=ids.encode(ids.Prefix.CHAT, chat_id),
-                    seq=inserted,
-                    sender_id=ids.encode(ids.Prefix.USER, actor),
-                    client_message_id=client_message_id,
-                    content=request.content,
-                    sent_at=now,
-                    edited_at=None,
-                    deleted=False,
-                    deleted_at=None,
-                    reply_to=request.reply_to,
-                    mentions=[ids.encode(ids.Prefix.USER, m) for m in mentions],
-                    moderation_status=status.value,
-                )
-                outbox: list[tuple[uuid.UUID, Event]] = []
-                if verdict is None:
-                    event = ChatMessagePosted(message=view)
-                    (outbox_id,) = await record(session, event, wake_relay=False)
-                    outbox.append((outbox_id, event))
-                else:
-                    # Hidden from the others until a moderator approves it; then it fans out as new.
-                    await open_blocklist_case(session, chat_id, message_id, verdict.term)
-        except _DuplicateSend:
+            row = await self._statements.fetchrow(
+                _SEND_SQL,
+                chat_id,
+                actor,
+                message_id,
+                client_message_id,
+                msgspec.json.encode(content).decode(),
+                reply_to,
+                mentions,
+                now,
+                status.value,
+                outbox_id,
+                encode_event(ChatMessagePosted(message=view)).decode(),
+                ids.uuid7(),
+                None if verdict is None else BLOCKLIST_REASON_PREFIX + verdict.term,
+                _POSTED_TYPE,
+            )
+        except asyncpg.UniqueViolationError:
+            # A concurrent resend of the same client id stored it first.
             return await self._existing_send(actor, chat_id, client_message_id, content)
-        await self._publish(outbox)
+        if row is None:
+            return await self._refused_send(actor, chat_id, client_message_id, content, reply_to, mentions)
+        view.seq = row["seq"]
+        if verdict is None:
+            await self._publish([(outbox_id, ChatMessagePosted(message=view))])
         return SentMessage(accepted=_accepted(view, message_id), message=view, created=True)
+
+    async def _refused_send(
+        self,
+        actor: uuid.UUID,
+        chat_id: uuid.UUID,
+        client_message_id: str,
+        content: dict[str, Any],
+        reply_to: uuid.UUID | None,
+        mentions: list[uuid.UUID],
+    ) -> SentMessage:
+        """Why the send statement stored nothing, checked in the order the sender should hear it; a resend
+        of a stored message returns that one."""
+        async with self._sessions() as session:
+            chat, me = await _check_send_refs(session, chat_id, actor, reply_to, mentions)
+            if chat.read_only and not await rooms.is_room_moderator(session, chat, me.role, actor):
+                raise PermissionDenied("only moderators post in this room", code="chat_read_only")
+            if chat.type == ChatType.DIRECT:
+                others = await session.scalars(
+                    select(ChatParticipant.user_id).where(
+                        ChatParticipant.chat_id == chat_id, ChatParticipant.user_id != actor
+                    )
+                )
+                for other in others.all():
+                    if await is_blocked_between(session, actor, other):
+                        raise PermissionDenied("this conversation is closed by a block", code="user_blocked")
+        return await self._existing_send(actor, chat_id, client_message_id, content)
 
     async def history(
         self, actor: uuid.UUID, chat_id: uuid.UUID, before: int | None, limit: int | None
@@ -627,7 +650,7 @@ class ChatService:
             if now - row.sent_at > EDIT_WINDOW:
                 raise PermissionDenied("messages can be edited for 15 minutes", code="edit_window_closed")
             # The original was already seen, so an edit cannot be hidden for review: any listed term refuses it.
-            if await screen(session, chat_id, content.text) is not None:
+            if await self.blocklist.screen(chat_id, content.text) is not None:
                 raise InvalidInput(
                     "the message contains a blocked term",
                     code="message_blocked",
@@ -905,6 +928,26 @@ async def _membership(
     if row is None:
         raise NotFound("no such chat", code="chat_not_found")
     return row[0], row[1]
+
+
+async def _check_send_refs(
+    session: AsyncSession,
+    chat_id: uuid.UUID,
+    actor: uuid.UUID,
+    reply_to: uuid.UUID | None,
+    mentions: Sequence[uuid.UUID],
+) -> tuple[Chat, ChatParticipant]:
+    """The chat and the sender's participant row; 404 if not in it, 422 for a reply or mention outside it."""
+    chat, me = await _membership(session, chat_id, actor)
+    if reply_to is not None:
+        target = await session.scalar(
+            select(ChatMessage.id).where(ChatMessage.id == reply_to, ChatMessage.chat_id == chat_id)
+        )
+        if target is None:
+            raise InvalidInput(errors=[FieldError("reply_to", "no such message in this chat")])
+    if mentions:
+        await _require_mentionable(session, chat_id, actor, mentions)
+    return chat, me
 
 
 async def _message_for_update(session: AsyncSession, chat_id: uuid.UUID, message_id: uuid.UUID) -> ChatMessage:

@@ -8,20 +8,10 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import ids
-from shared.domain.moderation.models import AuditAction, MessageCase, ModerationAuditEntry
+from shared.domain.moderation.models import AuditAction, ModerationAuditEntry
 
+# The reason of a case the blocklist opened (the chat send writes it in its one statement).
 BLOCKLIST_REASON_PREFIX = "blocklist: "
-
-
-async def open_blocklist_case(session: AsyncSession, chat_id: uuid.UUID, message_id: uuid.UUID, term: str) -> uuid.UUID:
-    """A case without a reporter for a message the blocklist flagged, so moderators find it."""
-    case_id = ids.uuid7()
-    await session.execute(
-        insert(MessageCase).values(
-            id=case_id, chat_id=chat_id, message_id=message_id, reporter_id=None, reason=BLOCKLIST_REASON_PREFIX + term
-        )
-    )
-    return case_id
 
 
 async def write_audit(

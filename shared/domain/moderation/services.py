@@ -327,7 +327,9 @@ class ModerationService:
                 note=f"{data.mode}: {term}",
             )
             row = await session.get_one(BlocklistTerm, term_id)
-            return _term_view(row)
+        # This process's next send must not wait for the NOTIFY to come round; other processes hear it.
+        self._chats.blocklist.forget(club_id)
+        return _term_view(row)
 
     async def delete_term(self, claims: AccessClaims, club_id: uuid.UUID | None, term_id: uuid.UUID) -> None:
         """Remove a term from the platform's or a club's list."""
@@ -351,6 +353,7 @@ class ModerationService:
                 club_id=club_id,
                 note=f"{gone.mode}: {gone.term}",
             )
+        self._chats.blocklist.forget(club_id)
 
     async def _require_list_moderator(
         self, session: AsyncSession, claims: AccessClaims, club_id: uuid.UUID | None
