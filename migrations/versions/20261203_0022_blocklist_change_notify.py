@@ -5,7 +5,7 @@ message without a query; this trigger tells every process (LISTEN blocklist_chan
 scope to forget. The payload is the club's UUID, or empty for the platform-wide list.
 
 Revision ID: 0022
-Revises: 0014
+Revises: 0021
 Create Date: 2026-12-03 13:00:00
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0022"
-down_revision: str | None = "0014"
+down_revision: str | None = "0021"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
