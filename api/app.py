@@ -67,7 +67,7 @@ from api.deps import (
     provide_user_service,
     provide_vouch_service,
 )
-from api.middleware import metrics_middleware, request_context_middleware, stamp_response
+from api.middleware import request_middleware, stamp_response
 from api.runtime import lifespan
 from api.security import PUBLIC_PATHS, BearerAuthentication
 from shared.config import Settings, get_settings
@@ -162,8 +162,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "ticket_service": Provide(provide_ticket_service, sync_to_thread=False),
         },
         middleware=[
-            request_context_middleware,
-            metrics_middleware,
+            request_middleware,
             DefineMiddleware(BearerAuthentication, exclude=PUBLIC_PATHS, exclude_from_auth_key="exclude_from_auth"),
         ],
         exception_handlers={

@@ -11,6 +11,10 @@ from enum import StrEnum
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 _DECODE = {c: i for i, c in enumerate(_ALPHABET)}
 _ENCODED_LEN = 26  # 128 bits in 5-bit symbols
+# Every pair of symbols (10 bits) and where each pair sits: 13 lookups per id instead of 26 steps,
+# since every response encodes its ids.
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+_PAIR_SHIFTS = tuple(range(120, -1, -10))
 _uuid7_lock = threading.Lock()
 _last_uuid7 = 0  # the previous uuid7 made by this process, as an int
 
@@ -79,11 +83,7 @@ def _v7_bits(value: int) -> int:
 def encode(prefix: Prefix, value: uuid.UUID) -> str:
     """``usr_`` + the UUID in 26 base32 symbols."""
     n = value.int
-    out = []
-    for _ in range(_ENCODED_LEN):
-        out.append(_ALPHABET[n & 31])
-        n >>= 5
-    return f"{prefix.value}_{''.join(reversed(out))}"
+    return f"{prefix.value}_{''.join([_PAIRS[n >> shift & 1023] for shift in _PAIR_SHIFTS])}"
 
 
 def decode(prefix: Prefix, public_id: str) -> uuid.UUID:
