@@ -130,9 +130,10 @@ class AuthService:
         """Spend a refresh token for a new pair; a spent token revokes its whole family."""
         token_hash = hash_secret(raw_token)
         now = self._clock()
-        revoked_user: uuid.UUID | None = None
         async with self._sessions.begin() as session:
             # The conditional UPDATE is the race arbiter: of two concurrent refreshes, one gets the row.
+            # The winner issues its pair in the same transaction, so a loser (blocked on the row until
+            # that commit) revokes a family that already holds the new pair: the winner always answers 200.
             spent = (
                 await session.execute(
                     update(RefreshToken)
@@ -141,32 +142,29 @@ class AuthService:
                     .returning(RefreshToken.session_id, RefreshToken.expires_at)
                 )
             ).one_or_none()
-            if spent is None:
-                session_id = await session.scalar(
-                    select(RefreshToken.session_id).where(RefreshToken.token_hash == token_hash)
-                )
-                if session_id is None:
-                    raise Unauthenticated("unknown refresh token", code="invalid_refresh_token")
-                revoked_user = await self._revoke_family(session, session_id, now, reason="refresh_reuse")
-        if spent is None:
-            if revoked_user is not None:
-                self._on_revoke(revoked_user)
-            # Raised after commit so the revocation sticks.
-            raise Unauthenticated("refresh token already used; session revoked", code="refresh_token_reused")
-        async with self._sessions.begin() as session:
-            row = (
-                await session.execute(
-                    select(User, AuthSession.revoked_at)
-                    .join(AuthSession, AuthSession.user_id == User.id)
-                    .where(AuthSession.id == spent.session_id)
-                )
-            ).one()
-            user, revoked_at = row
-            if revoked_at is not None or spent.expires_at <= now:
-                raise Unauthenticated("refresh token expired or revoked", code="invalid_refresh_token")
-            if user.status == AccountStatus.SUSPENDED:
-                raise Unauthenticated("this account is suspended", code="account_suspended")
-            return self._issue_pair(session, user, spent.session_id, now)
+            if spent is not None:
+                user, revoked_at = (
+                    await session.execute(
+                        select(User, AuthSession.revoked_at)
+                        .join(AuthSession, AuthSession.user_id == User.id)
+                        .where(AuthSession.id == spent.session_id)
+                    )
+                ).one()
+                if revoked_at is not None or spent.expires_at <= now:
+                    raise Unauthenticated("refresh token expired or revoked", code="invalid_refresh_token")
+                if user.status == AccountStatus.SUSPENDED:
+                    raise Unauthenticated("this account is suspended", code="account_suspended")
+                return self._issue_pair(session, user, spent.session_id, now)
+            session_id = await session.scalar(
+                select(RefreshToken.session_id).where(RefreshToken.token_hash == token_hash)
+            )
+            if session_id is None:
+                raise Unauthenticated("unknown refresh token", code="invalid_refresh_token")
+            revoked_user = await self._revoke_family(session, session_id, now, reason="refresh_reuse")
+        if revoked_user is not None:
+            self._on_revoke(revoked_user)
+        # Raised after commit so the revocation sticks.
+        raise Unauthenticated("refresh token already used; session revoked", code="refresh_token_reused")
 
     async def logout(self, user_id: uuid.UUID, raw_token: str) -> None:
         """Revoke the family of the caller's refresh token; someone else's token is refused."""
