@@ -22,6 +22,7 @@ from nats.aio.subscription import Subscription
 from realtime.frames import (
     ChatJoined,
     ChatLeft,
+    ChatUpdate,
     MessageDeleted,
     MessageNew,
     MessageUpdate,
@@ -45,6 +46,7 @@ from shared.bus import (
     ChatRead,
     ChatRoomMembershipChanged,
     ChatTyping,
+    ChatUpdated,
     UserPresence,
     chat_subject,
     decode_live_event,
@@ -267,6 +269,7 @@ ChatFrame = (
     | ReadReceipt
     | PresenceChanged
     | SystemModeration
+    | ChatUpdate
 )
 
 
@@ -289,6 +292,10 @@ def _frame_for(event: ChatLiveEvent) -> ChatFrame | None:
             return PresenceChanged(chat_id=event.chat_id, user_id=event.user_id, status=event.status)
         case ChatMembershipChanged():
             return None
+        case ChatUpdated():
+            return ChatUpdate(
+                chat_id=event.chat_id, title=event.title, read_only=event.read_only, updated_by=event.updated_by
+            )
         case ChatModerated():
             return SystemModeration(
                 chat_id=event.chat_id,

@@ -203,6 +203,15 @@ class SystemModeration(Frame, tag="system.moderation", frozen=True):
     moderator_id: str
 
 
+class ChatUpdate(Frame, tag="chat.update", frozen=True):
+    """A chat's settings changed: its ``title`` and ``read_only`` now, and who changed them."""
+
+    chat_id: str
+    title: str | None
+    read_only: bool
+    updated_by: str
+
+
 class ResumeDone(Frame, tag="resume.done", frozen=True):
     """Every missed message of the ``resume`` map has been replayed; live frames follow."""
 
@@ -225,6 +234,7 @@ ServerFrame = (
     | ChatLeft
     | ResumeDone
     | SystemModeration
+    | ChatUpdate
 )
 
 

@@ -199,6 +199,15 @@ class ChatMembershipChanged(Event, frozen=True, kw_only=True, tag="chat.membersh
     member: bool
 
 
+class ChatUpdated(Event, frozen=True, kw_only=True, tag="chat.update"):
+    """A chat's settings changed (title, read-only); ``title`` and ``read_only`` are the values now."""
+
+    chat_id: str
+    title: str | None
+    read_only: bool
+    updated_by: str
+
+
 class ChatTyping(Event, frozen=True, kw_only=True, tag="chat.typing"):
     """A participant started or stopped typing; live only, never stored."""
 
@@ -346,6 +355,7 @@ DomainEvent = (
     | ChatMessageEdited
     | ChatMessageDeleted
     | ChatMembershipChanged
+    | ChatUpdated
     | EventCreated
     | EventPublished
     | EventCancelled
@@ -360,13 +370,16 @@ DomainEvent = (
     | ChatRoomMembershipChanged
     | BoostPurchased
 )
-SELF_PUBLISHED_TYPES = frozenset({"chat.message.new", "chat.message.update", "chat.message.delete", "chat.membership"})
+SELF_PUBLISHED_TYPES = frozenset(
+    {"chat.message.new", "chat.message.update", "chat.message.delete", "chat.membership", "chat.update"}
+)
 # What gateways receive on ``chat.<chat_id>`` and ``user.<user_id>``.
 ChatLiveEvent = (
     ChatMessagePosted
     | ChatMessageEdited
     | ChatMessageDeleted
     | ChatMembershipChanged
+    | ChatUpdated
     | ChatTyping
     | ChatRead
     | ChatPresence
@@ -404,7 +417,7 @@ def live_subject(event: Event) -> str | None:
     match event:
         case ChatMessagePosted() | ChatMessageEdited() | ChatMessageDeleted():
             return chat_subject(event.message.chat_id)
-        case ChatTyping() | ChatRead() | ChatPresence():
+        case ChatTyping() | ChatRead() | ChatPresence() | ChatUpdated():
             return chat_subject(event.chat_id)
         case ChatMembershipChanged():
             return user_subject(event.user_id)

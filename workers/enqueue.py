@@ -17,6 +17,7 @@ from shared.bus import (
     ChatMessageEdited,
     ChatMessagePosted,
     ChatRoomMembershipChanged,
+    ChatUpdated,
     ClubCreated,
     ClubJoinApproved,
     ClubMemberJoined,
@@ -122,7 +123,7 @@ async def enqueue_for_event(redis: ArqRedis, event: DomainEvent, *, cause: str |
             return None
         case SubscriptionChanged():
             return None
-        case ChatMessageEdited() | ChatMessageDeleted() | ChatMembershipChanged():
+        case ChatMessageEdited() | ChatMessageDeleted() | ChatMembershipChanged() | ChatUpdated():
             # Only their live subject matters; gateways deliver them.
             return None
         case EventCreated() | EventPublished():

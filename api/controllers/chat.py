@@ -26,6 +26,7 @@ from shared.domain.chat.schemas import (
     SendMessageRequest,
     TypingAccepted,
     TypingRequest,
+    UpdateChatRequest,
 )
 from shared.domain.chat.services import ChatService
 from shared.errors import FieldError, InvalidInput, PermissionDenied
@@ -61,6 +62,13 @@ class ChatController(Controller):
     async def get_chat(self, chat_id: str, chat_service: ChatService, caller: AccessClaims) -> ChatView:
         """One of the caller's chats."""
         return await chat_service.get_chat(caller.user_id, parse_id(ids.Prefix.CHAT, chat_id))
+
+    @patch("/{chat_id:str}")
+    async def update_chat(
+        self, chat_id: str, data: UpdateChatRequest, chat_service: ChatService, caller: AccessClaims
+    ) -> ChatView:
+        """Rename a group chat (its admins) or set ``read_only`` on a group, event or club room (its moderators)."""
+        return await chat_service.update_chat(caller.user_id, parse_id(ids.Prefix.CHAT, chat_id), data)
 
     @post("/{chat_id:str}/participants", status_code=HTTP_200_OK)
     async def add_participants(

@@ -45,6 +45,15 @@ class CreateChatRequest(msgspec.Struct, forbid_unknown_fields=True):
     title: Title | None = None
 
 
+class UpdateChatRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Settings to change; a field left out (or ``null``) stays as it is."""
+
+    # Group chats only; event and club rooms are named after their event or club.
+    title: Title | None = None
+    # Group, event and club rooms: only the room's moderators post while it is set.
+    read_only: bool | None = None
+
+
 class AddParticipantsRequest(msgspec.Struct, forbid_unknown_fields=True):
     """Users to add to a group chat."""
 

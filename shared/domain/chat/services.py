@@ -45,6 +45,7 @@ from shared.bus import (
     ChatPresence,
     ChatRead,
     ChatTyping,
+    ChatUpdated,
     Event,
     encode_event,
     live_subject,
@@ -80,6 +81,7 @@ from shared.domain.chat.schemas import (
     ReadState,
     SendMessageRequest,
     TypingAccepted,
+    UpdateChatRequest,
 )
 from shared.domain.moderation.blocklist import Blocklist, BlocklistCache
 from shared.domain.moderation.cases import BLOCKLIST_REASON_PREFIX, write_audit
@@ -431,6 +433,53 @@ class ChatService:
             encode_cursor(ChatCursor(at=rows[size - 1][0].last_activity_at, id=rows[size - 1][0].id)) if more else None
         )
         return Page(items=views, next_cursor=next_cursor)
+
+    async def update_chat(self, actor: uuid.UUID, chat_id: uuid.UUID, request: UpdateChatRequest) -> ChatView:
+        """Rename a group (its admins) or make a group, event or club room read-only or writable again
+        (its moderators); the change fans out as ``chat.update`` and a read-only switch is audited.
+        Setting what is already set changes nothing and emits nothing."""
+        if request.title is None and request.read_only is None:
+            raise InvalidInput(
+                "nothing to change",
+                errors=[FieldError(field, "give title or read_only") for field in ("title", "read_only")],
+            )
+        title = request.title.strip() if request.title is not None else None
+        if title == "":
+            raise InvalidInput(errors=[FieldError("title", "must not be blank")])
+        outbox: list[tuple[uuid.UUID, Event]] = []
+        async with self._sessions.begin() as session:
+            # The chat row stays locked until the commit, so concurrent changes apply (and are audited) in turn.
+            chat, me = await _membership(session, chat_id, actor, lock_chat=True)
+            if chat.type == ChatType.DIRECT:
+                raise Conflict("a direct chat has no title or read-only setting", code="direct_chat_unchangeable")
+            if title is not None:
+                if chat.type in MANAGED_TYPES:
+                    raise Conflict("this room is named after its event or club", code="chat_title_managed")
+                if me.role != ParticipantRole.ADMIN:
+                    raise PermissionDenied("only chat admins rename a group", code="not_chat_admin")
+            if request.read_only is not None and not await rooms.is_room_moderator(session, chat, me.role, actor):
+                raise PermissionDenied("only the room's moderators change read-only", code="not_room_moderator")
+            changed = False
+            if title is not None and title != chat.title:
+                chat.title = title
+                changed = True
+            if request.read_only is not None and request.read_only != chat.read_only:
+                chat.read_only = request.read_only
+                changed = True
+                action = AuditAction.CHAT_READ_ONLY_ON if request.read_only else AuditAction.CHAT_READ_ONLY_OFF
+                await write_audit(session, actor, action, chat_id, chat_id=chat_id, club_id=chat.club_id)
+            if changed:
+                await session.flush()
+                event = ChatUpdated(
+                    chat_id=ids.encode(ids.Prefix.CHAT, chat_id),
+                    title=chat.title,
+                    read_only=chat.read_only,
+                    updated_by=ids.encode(ids.Prefix.USER, actor),
+                )
+                (row_id,) = await record(session, event, wake_relay=False)
+                outbox.append((row_id, event))
+        await self._publish(outbox)
+        return await self.get_chat(actor, chat_id)
 
     async def add_participants(self, actor: uuid.UUID, chat_id: uuid.UUID, user_ids: Sequence[str]) -> ChatView:
         """Add users to a group chat (admins only); users already in it are left as they are."""

@@ -41,6 +41,9 @@ class AuditAction(StrEnum):
     CASE_REMOVE = "case.remove"
     CASE_DISMISS = "case.dismiss"
     MESSAGE_REMOVE = "message.remove"
+    # A room moderator closed a group, event or club chat to non-moderators, or opened it again.
+    CHAT_READ_ONLY_ON = "chat.read_only_on"
+    CHAT_READ_ONLY_OFF = "chat.read_only_off"
     BLOCKLIST_ADD = "blocklist.add"
     BLOCKLIST_DELETE = "blocklist.delete"
     # Places and curated lists (discovery), hidden or removed by a moderator, or a report dismissed.
