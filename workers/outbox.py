@@ -88,6 +88,7 @@ class OutboxRelay:
         batch_size: int = 100,
         poll_interval_s: float = 1.0,
         publish_timeout_s: int = 5,
+        self_publish_grace_s: float = SELF_PUBLISH_GRACE_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessions = sessions
@@ -97,6 +98,7 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._publish_timeout_s = publish_timeout_s
+        self._self_publish_grace = timedelta(seconds=self_publish_grace_s)
         self._monotonic = monotonic
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -178,7 +180,7 @@ class OutboxRelay:
             or_(
                 OutboxRow.event_type.not_in(SELF_PUBLISHED_TYPES),
                 OutboxRow.live_published_at.is_not(None),
-                OutboxRow.created_at < func.now() - timedelta(seconds=SELF_PUBLISH_GRACE_SECONDS),
+                OutboxRow.created_at < func.now() - self._self_publish_grace,
             )
         )
 

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.config import load_settings
 from shared.db.session import create_engine, create_session_factory
+from tests.api.payment_support import MakeCard, create_card
 from tests.support import start_process, stop_process
 
 _counter = itertools.count()
@@ -91,6 +92,22 @@ def worker(engine_env: dict[str, str], data_dir: Path) -> Iterator[None]:
         yield
     finally:
         assert stop_process(process) == 0, log.read_text()[-3000:]
+
+
+@pytest.fixture
+def make_card(engine_env: dict[str, str]) -> MakeCard:
+    """Card payment methods made in localstripe, by number (``tests.api.payment_support`` names the test cards)."""
+
+    async def make(number: str) -> str:
+        return await create_card(engine_env, number)
+
+    return make
+
+
+@pytest.fixture
+def webhook_secret(engine_env: dict[str, str]) -> str:
+    """The secret the API checks Stripe webhook signatures with."""
+    return load_settings(engine_env).stripe_webhook_secret
 
 
 WaitForMail = Callable[[str, str], Awaitable[EmailMessage]]

@@ -22,6 +22,7 @@ from shared.storage import Storage
 from tests.api.conftest import Account, MakeAccount
 from tests.api.events.helpers import create_event, detail, make_organizer, rsvp
 from tests.api.media_support import object_exists, ready_photo
+from tests.api.payment_support import GOOD_CARD, create_card, subscribe
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -39,24 +40,6 @@ async def user_row(db: Sessions, account: Account) -> User:
         user = await session.get(User, ids.decode(ids.Prefix.USER, account.id))
     assert user is not None
     return user
-
-
-async def card(engine_env: dict[str, str]) -> str:
-    """A good card payment method in localstripe, as a mobile client would create it."""
-    key = load_settings(engine_env).stripe_api_key
-    async with httpx.AsyncClient(base_url=engine_env["TRIBE_STRIPE_API_BASE"], auth=(key, ""), timeout=10) as stripe:
-        created = await stripe.post(
-            "/v1/payment_methods",
-            data={
-                "type": "card",
-                "card[number]": "4242424242424242",
-                "card[exp_month]": "12",
-                "card[exp_year]": "2034",
-                "card[cvc]": "123",
-            },
-        )
-    assert created.status_code == 200, created.text
-    return str(created.json()["id"])
 
 
 async def test_bad_input_wrong_password_and_other_users_change_nothing(
@@ -113,11 +96,7 @@ async def test_deletion_anonymises_signs_out_frees_seats_and_purges_media(
         keys = [media.object_key, *(str(k) for k in media.variants.values())]
     storage = Storage(load_settings(engine_env))
     assert all([await object_exists(storage, key) for key in keys])
-    subscribed = await client.post(
-        "/v1/payments/subscribe",
-        json={"user_id": user.id, "plan_id": "plus_monthly", "payment_method_id": await card(engine_env)},
-        headers=user.headers,
-    )
+    subscribed = await subscribe(client, user, await create_card(engine_env, GOOD_CARD))
     assert subscribed.status_code == 201, subscribed.text
 
     deleted = await delete_account(client, user, {"password": user.password})
@@ -199,7 +178,7 @@ async def test_deletion_cancels_creator_and_club_tier_subscriptions(
     assert tier.status_code == 201, tier.text
     joined = await client.post(
         f"/v1/tiers/{tier.json()['id']}/subscribe",
-        json={"payment_method_id": await card(engine_env)},
+        json={"payment_method_id": await create_card(engine_env, GOOD_CARD)},
         headers=fan.headers,
     )
     assert joined.status_code == 201, joined.text

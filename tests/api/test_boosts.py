@@ -19,11 +19,8 @@ from tests.api.club_support import outbox_events
 from tests.api.club_support import uuid_of as uuid_of_str
 from tests.api.conftest import Account, MakeAccount
 from tests.api.events.helpers import create_event, make_organizer, soon
-from tests.api.test_payments import DECLINED_CARD, GOOD_CARD, MakeCard, make_card, stripe_base  # noqa: F401
+from tests.api.payment_support import CHARGE_DECLINED_CARD, DECLINED_CARD, GOOD_CARD, MakeCard
 from tests.api.worker_support import run_startup_crons
-
-# Attaches, then is declined when charged (4000000000000002 is declined when attached).
-CHARGE_DECLINED_CARD = "4000000000000341"
 
 
 def uuid_of(prefix: ids.Prefix, public_id: str) -> uuid.UUID:
@@ -84,7 +81,7 @@ def unique_city() -> str:
 async def test_a_boosted_event_ranks_first_only_during_its_window(
     client: httpx.AsyncClient,
     make_account: MakeAccount,
-    make_card: MakeCard,  # noqa: F811
+    make_card: MakeCard,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     organizer = await make_organizer(make_account, db)
@@ -160,7 +157,7 @@ async def test_a_boosted_event_ranks_first_only_during_its_window(
 async def test_refresh_boosts_moves_the_stored_status_with_the_clock(
     client: httpx.AsyncClient,
     make_account: MakeAccount,
-    make_card: MakeCard,  # noqa: F811
+    make_card: MakeCard,
     db: async_sessionmaker[AsyncSession],
     engine_env: dict[str, str],
 ) -> None:
@@ -189,7 +186,7 @@ async def test_refresh_boosts_moves_the_stored_status_with_the_clock(
 async def test_bad_boost_input_is_refused_and_nothing_is_stored(
     client: httpx.AsyncClient,
     make_account: MakeAccount,
-    make_card: MakeCard,  # noqa: F811
+    make_card: MakeCard,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     organizer = await make_organizer(make_account, db)
@@ -227,7 +224,7 @@ async def test_bad_boost_input_is_refused_and_nothing_is_stored(
 async def test_other_users_ids_are_refused(
     client: httpx.AsyncClient,
     make_account: MakeAccount,
-    make_card: MakeCard,  # noqa: F811
+    make_card: MakeCard,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     organizer = await make_organizer(make_account, db)
@@ -260,7 +257,7 @@ async def test_other_users_ids_are_refused(
 async def test_concurrent_overlapping_boosts_sell_the_window_once(
     client: httpx.AsyncClient,
     make_account: MakeAccount,
-    make_card: MakeCard,  # noqa: F811
+    make_card: MakeCard,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     organizer = await make_organizer(make_account, db)
@@ -291,7 +288,7 @@ async def test_concurrent_overlapping_boosts_sell_the_window_once(
 async def test_idempotency_key_replays_the_first_purchase(
     client: httpx.AsyncClient,
     make_account: MakeAccount,
-    make_card: MakeCard,  # noqa: F811
+    make_card: MakeCard,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     organizer = await make_organizer(make_account, db)
@@ -316,7 +313,7 @@ async def test_idempotency_key_replays_the_first_purchase(
 async def test_profile_boost_leads_user_search_and_sponsored_events_top_the_home_feed(
     client: httpx.AsyncClient,
     make_account: MakeAccount,
-    make_card: MakeCard,  # noqa: F811
+    make_card: MakeCard,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     tag = uuid.uuid4().hex[:6]

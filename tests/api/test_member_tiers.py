@@ -13,26 +13,29 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import ids
-from shared.config import load_settings
 from shared.domain.clubs.models import ClubMembership
 from shared.domain.payments.models import LedgerEntry, MemberTier, PromoCode, PromoRedemption, Subscription
 from tests.api.club_support import create_club, stored_count
 from tests.api.conftest import Account, MakeAccount
-from tests.api.posts.support import profile_post
-from tests.api.test_payments import (  # noqa: F401
+from tests.api.payment_support import (
+    AUTH_CARD,
     DECLINED_CARD,
     GOOD_CARD,
     MakeCard,
+    create_code,
     deliver,
+    first_invoice_paid,
     ledger_is_balanced,
-    make_card,
-    stripe_base,
+    ledger_legs,
+    make_admin,
+    new_code,
+    stripe_client,
     stripe_event,
+    stripe_get,
     stripe_subscription_id,
     subscribe,
-    webhook_secret,
 )
-from tests.api.test_promo_codes import AUTH_CARD, create_code, first_invoice_paid, make_admin, new_code, stripe_get
+from tests.api.posts.support import profile_post
 
 
 async def make_tier(client: httpx.AsyncClient, owner: Account, path: str, **body: Any) -> httpx.Response:
@@ -88,7 +91,7 @@ async def membership_status(db: async_sessionmaker[AsyncSession], club_id: str, 
 async def test_creator_tier_unlocks_subscriber_posts_and_pays_the_creator_less_the_fee(
     client: httpx.AsyncClient,
     make_account: MakeAccount,
-    make_card: MakeCard,  # noqa: F811
+    make_card: MakeCard,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     creator, fan, stranger = await make_account(), await make_account(), await make_account()
@@ -178,9 +181,8 @@ async def test_creator_tier_unlocks_subscriber_posts_and_pays_the_creator_less_t
 async def test_club_tier_grants_membership_until_the_subscription_lapses(
     client: httpx.AsyncClient,
     make_account: MakeAccount,
-    make_card: MakeCard,  # noqa: F811
+    make_card: MakeCard,
     db: async_sessionmaker[AsyncSession],
-    stripe_base: str,  # noqa: F811
     engine_env: dict[str, str],
 ) -> None:
     owner, member = await make_account(), await make_account()
@@ -198,8 +200,7 @@ async def test_club_tier_grants_membership_until_the_subscription_lapses(
 
     # Stripe ends the subscription (as after failed renewals): its deleted webhook removes the membership.
     remote = await stripe_subscription_id(db, joined.json()["subscription_id"])
-    key = load_settings(engine_env).stripe_api_key
-    async with httpx.AsyncClient(base_url=stripe_base, auth=(key, ""), timeout=10) as stripe:
+    async with stripe_client(engine_env) as stripe:
         deleted = await stripe.delete(f"/v1/subscriptions/{remote}")
     assert deleted.status_code == 200, deleted.text
     async with asyncio.timeout(15):
@@ -218,7 +219,7 @@ async def test_club_tier_grants_membership_until_the_subscription_lapses(
 async def test_bad_input_and_other_peoples_ids(
     client: httpx.AsyncClient,
     make_account: MakeAccount,
-    make_card: MakeCard,  # noqa: F811
+    make_card: MakeCard,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     creator, other = await make_account(), await make_account()
@@ -260,7 +261,7 @@ async def test_bad_input_and_other_peoples_ids(
 async def test_concurrent_subscribes_to_one_tier_make_one_subscription(
     client: httpx.AsyncClient,
     make_account: MakeAccount,
-    make_card: MakeCard,  # noqa: F811
+    make_card: MakeCard,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     creator, fan = await make_account(), await make_account()
@@ -309,9 +310,8 @@ async def test_premium_required_sends_one_premium_offer_a_day(
 async def test_a_card_needing_authentication_joins_the_club_once_confirmed(
     client: httpx.AsyncClient,
     make_account: MakeAccount,
-    make_card: MakeCard,  # noqa: F811
+    make_card: MakeCard,
     db: async_sessionmaker[AsyncSession],
-    stripe_base: str,  # noqa: F811
     engine_env: dict[str, str],
 ) -> None:
     owner, member, other = await make_account(), await make_account(), await make_account()
@@ -324,8 +324,7 @@ async def test_a_card_needing_authentication_joins_the_club_once_confirmed(
     assert secret.startswith("pi_")
     assert await membership_status(db, club["id"], member) is None
 
-    key = load_settings(engine_env).stripe_api_key
-    async with httpx.AsyncClient(base_url=stripe_base, auth=(key, ""), timeout=10) as stripe:
+    async with stripe_client(engine_env) as stripe:
         done = await stripe.post(
             f"/v1/payment_intents/{secret.split('_secret_')[0]}/_authenticate",
             data={"client_secret": secret, "success": "true"},
@@ -348,11 +347,10 @@ async def test_a_card_needing_authentication_joins_the_club_once_confirmed(
 async def test_a_refunded_tier_charge_comes_off_the_creators_earnings_not_the_platforms(
     client: httpx.AsyncClient,
     make_account: MakeAccount,
-    make_card: MakeCard,  # noqa: F811
+    make_card: MakeCard,
     db: async_sessionmaker[AsyncSession],
-    stripe_base: str,  # noqa: F811
     engine_env: dict[str, str],
-    webhook_secret: str,  # noqa: F811
+    webhook_secret: str,
 ) -> None:
     creator, fan = await make_account(), await make_account()
     tier = (await make_tier(client, creator, f"/v1/users/{creator.id}/tiers", amount_cents=1000)).json()
@@ -362,19 +360,18 @@ async def test_a_refunded_tier_charge_comes_off_the_creators_earnings_not_the_pl
 
     # The charge that paid the first invoice, as Stripe has it.
     remote = await stripe_subscription_id(db, joined.json()["subscription_id"])
-    subscription = await stripe_get(stripe_base, engine_env, f"/v1/subscriptions/{remote}")
-    invoice = await stripe_get(stripe_base, engine_env, f"/v1/invoices/{subscription['latest_invoice']}")
-    intent = await stripe_get(stripe_base, engine_env, f"/v1/payment_intents/{invoice['payment_intent']}")
+    subscription = await stripe_get(engine_env, f"/v1/subscriptions/{remote}")
+    invoice = await stripe_get(engine_env, f"/v1/invoices/{subscription['latest_invoice']}")
+    intent = await stripe_get(engine_env, f"/v1/payment_intents/{invoice['payment_intent']}")
     latest = intent["latest_charge"]
     charge_id = str(latest["id"] if isinstance(latest, dict) else latest)
-    key = load_settings(engine_env).stripe_api_key
 
     async def refund(amount: int) -> bytes:
         """Refund part of the charge through Stripe's API; the ``charge.refunded`` event Stripe would send."""
-        async with httpx.AsyncClient(base_url=stripe_base, auth=(key, ""), timeout=10) as stripe:
+        async with stripe_client(engine_env) as stripe:
             made = await stripe.post("/v1/refunds", data={"charge": charge_id, "amount": str(amount)})
         assert made.status_code == 200, made.text
-        charge = await stripe_get(stripe_base, engine_env, f"/v1/charges/{charge_id}")
+        charge = await stripe_get(engine_env, f"/v1/charges/{charge_id}")
         return stripe_event("charge.refunded", charge, int(time.time()))
 
     partial = await refund(400)
@@ -405,21 +402,14 @@ async def test_a_refunded_tier_charge_comes_off_the_creators_earnings_not_the_pl
         0,
     )
     # Another event reporting the same refunded total books nothing more.
-    same = await stripe_get(stripe_base, engine_env, f"/v1/charges/{charge_id}")
+    same = await stripe_get(engine_env, f"/v1/charges/{charge_id}")
     again = await deliver(client, stripe_event("charge.refunded", same, int(time.time())), webhook_secret)
     assert again.json() == {"received": True, "duplicate": False}
     assert await earnings(client, creator) == refunded
 
-    async with db() as session:
-        rows = (
-            await session.execute(
-                select(LedgerEntry.account, LedgerEntry.kind, LedgerEntry.amount_cents).where(
-                    LedgerEntry.source_ref.startswith(f"{charge_id}:")
-                )
-            )
-        ).all()
+    legs = await ledger_legs(db, f"{charge_id}:")
     # The platform's revenue never pays the refund: it only gives its fee back.
-    assert sorted((r[0], r[1], r[2]) for r in rows) == sorted(
+    assert sorted((leg.account, leg.kind, leg.amount_cents) for leg in legs) == sorted(
         [
             ("customer", "refund", 400),
             ("creator_earnings", "refund", -400),
@@ -494,9 +484,8 @@ async def test_creators_and_club_owners_manage_codes_for_their_own_tiers(
 async def test_tier_promo_codes_apply_only_to_their_creators_tiers_and_cut_what_the_creator_earns(
     client: httpx.AsyncClient,
     make_account: MakeAccount,
-    make_card: MakeCard,  # noqa: F811
+    make_card: MakeCard,
     db: async_sessionmaker[AsyncSession],
-    stripe_base: str,  # noqa: F811
     engine_env: dict[str, str],
 ) -> None:
     admin = await make_admin(make_account, db)
@@ -552,7 +541,7 @@ async def test_tier_promo_codes_apply_only_to_their_creators_tiers_and_cut_what_
     joined = await join_tier(client, fan, tier["id"], await make_card(GOOD_CARD), promo_code=creator_code.lower())
     assert joined.status_code == 201, joined.text
     assert joined.json()["status"] == "active"
-    assert await first_invoice_paid(db, stripe_base, engine_env, joined.json()["subscription_id"]) == 500
+    assert await first_invoice_paid(db, engine_env, joined.json()["subscription_id"]) == 500
     # The creator funds the discount: earnings and the platform fee come from the 500 actually paid.
     earned = await wait_for_gross(client, creator, 500)
     assert (earned["fee_cents"], earned["net_cents"]) == (25, 475)
@@ -571,7 +560,7 @@ async def test_tier_promo_codes_apply_only_to_their_creators_tiers_and_cut_what_
     member = await make_account()
     in_club = await join_tier(client, member, club_tier["id"], await make_card(GOOD_CARD), promo_code=club_code)
     assert in_club.status_code == 201, in_club.text
-    assert await first_invoice_paid(db, stripe_base, engine_env, in_club.json()["subscription_id"]) == 1500
+    assert await first_invoice_paid(db, engine_env, in_club.json()["subscription_id"]) == 1500
     await wait_for_gross(client, owner, 1500)
     other_fan = await make_account()
     assert (
@@ -597,7 +586,7 @@ async def test_tier_promo_codes_apply_only_to_their_creators_tiers_and_cut_what_
 async def test_concurrent_tier_subscribes_never_pass_a_creator_codes_cap(
     client: httpx.AsyncClient,
     make_account: MakeAccount,
-    make_card: MakeCard,  # noqa: F811
+    make_card: MakeCard,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     creator = await make_account()

@@ -4,117 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import ids
 from shared.bus import OutboxRow
-from shared.config import load_settings
 from shared.domain.payments.models import IdempotencyKey, LedgerEntry, Subscription, WebhookEvent
 from tests.api.club_support import create_club
 from tests.api.conftest import Account, MakeAccount
+from tests.api.payment_support import (
+    DECLINED_CARD,
+    GOOD_CARD,
+    MakeCard,
+    deliver,
+    ledger_is_balanced,
+    premium_tier,
+    sign,
+    stripe_client,
+    stripe_event,
+    stripe_subscription_id,
+    subscribe,
+)
 from tests.api.posts.support import feed_ids, profile_post
-
-GOOD_CARD = "4242424242424242"
-DECLINED_CARD = "4000000000000002"
-
-MakeCard = Callable[[str], Awaitable[str]]
-
-
-@pytest.fixture
-def stripe_base(engine_env: dict[str, str]) -> str:
-    """The localstripe the API talks to."""
-    return engine_env["TRIBE_STRIPE_API_BASE"]
-
-
-@pytest.fixture
-def webhook_secret(engine_env: dict[str, str]) -> str:
-    """The secret the API checks webhook signatures with."""
-    return load_settings(engine_env).stripe_webhook_secret
-
-
-@pytest.fixture
-def make_card(stripe_base: str, engine_env: dict[str, str]) -> MakeCard:
-    """A card payment method created in localstripe, as a mobile client would with Stripe's SDK."""
-    key = load_settings(engine_env).stripe_api_key
-
-    async def make(number: str) -> str:
-        async with httpx.AsyncClient(base_url=stripe_base, auth=(key, ""), timeout=10) as stripe:
-            created = await stripe.post(
-                "/v1/payment_methods",
-                data={
-                    "type": "card",
-                    "card[number]": number,
-                    "card[exp_month]": "12",
-                    "card[exp_year]": "2034",
-                    "card[cvc]": "123",
-                },
-            )
-        assert created.status_code == 200, created.text
-        return str(created.json()["id"])
-
-    return make
-
-
-def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
-    """A ``Stripe-Signature`` header as Stripe computes it."""
-    t = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
-    return f"t={t},v1={digest}"
-
-
-def stripe_event(etype: str, obj: dict[str, Any], created: int) -> bytes:
-    """An event body shaped like Stripe's."""
-    body = {
-        "id": f"evt_{uuid.uuid4().hex}",
-        "object": "event",
-        "type": etype,
-        "created": created,
-        "livemode": False,
-        "api_version": "2020-08-27",
-        "data": {"object": obj},
-    }
-    return json.dumps(body).encode()
-
-
-async def deliver(client: httpx.AsyncClient, payload: bytes, secret: str) -> httpx.Response:
-    """POST a signed webhook to the API."""
-    return await client.post(
-        "/v1/payments/webhook",
-        content=payload,
-        headers={"Stripe-Signature": sign(payload, secret), "Content-Type": "application/json"},
-    )
-
-
-async def subscribe(
-    client: httpx.AsyncClient, account: Account, pm: str, plan: str = "plus_monthly", **extra: Any
-) -> httpx.Response:
-    """POST /v1/payments/subscribe for ``account``."""
-    headers = {**account.headers, **extra.pop("headers", {})}
-    body = {"user_id": account.id, "plan_id": plan, "payment_method_id": pm, **extra}
-    return await client.post("/v1/payments/subscribe", json=body, headers=headers)
-
-
-async def stripe_subscription_id(db: async_sessionmaker[AsyncSession], public_id: str) -> str:
-    """The Stripe id behind a local subscription."""
-    async with db() as session:
-        value = await session.scalar(
-            select(Subscription.stripe_subscription_id).where(
-                Subscription.id == ids.decode(ids.Prefix.SUBSCRIPTION, public_id)
-            )
-        )
-    assert value is not None
-    return value
 
 
 async def subscription_events(db: async_sessionmaker[AsyncSession], account: Account) -> list[dict[str, Any]]:
@@ -129,28 +47,6 @@ async def subscription_events(db: async_sessionmaker[AsyncSession], account: Acc
             .order_by(OutboxRow.id)
         )
         return list(rows)
-
-
-async def ledger_is_balanced(db: async_sessionmaker[AsyncSession]) -> bool:
-    """Every ledger transaction, and so the whole ledger, sums to zero."""
-    async with db() as session:
-        unbalanced = (
-            await session.execute(
-                select(LedgerEntry.transaction_id)
-                .group_by(LedgerEntry.transaction_id)
-                .having(func.sum(LedgerEntry.amount_cents) != 0)
-            )
-        ).all()
-        total = await session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_cents), 0)))
-    return unbalanced == [] and total == 0
-
-
-async def premium_tier(client: httpx.AsyncClient, account: Account) -> str | None:
-    """The caller's derived premium tier."""
-    me = await client.get("/v1/users/me", headers=account.headers)
-    assert me.status_code == 200, me.text
-    tier: str | None = me.json()["premium_tier"]
-    return tier
 
 
 async def test_plans_are_listed_with_prices_and_benefits(client: httpx.AsyncClient, make_account: MakeAccount) -> None:
@@ -393,14 +289,12 @@ async def test_subscription_deleted_webhook_refetches_and_ends_the_tier(
     make_card: MakeCard,
     webhook_secret: str,
     db: async_sessionmaker[AsyncSession],
-    stripe_base: str,
     engine_env: dict[str, str],
 ) -> None:
     user = await make_account()
     created = (await subscribe(client, user, await make_card(GOOD_CARD))).json()
     sub_id = await stripe_subscription_id(db, created["subscription_id"])
-    key = load_settings(engine_env).stripe_api_key
-    async with httpx.AsyncClient(base_url=stripe_base, auth=(key, ""), timeout=10) as stripe:
+    async with stripe_client(engine_env) as stripe:
         assert (await stripe.delete(f"/v1/subscriptions/{sub_id}")).status_code == 200
     # The payload claims "active"; the handler asks Stripe, which says it is gone.
     payload = stripe_event("customer.subscription.updated", {"id": sub_id, "status": "active"}, int(time.time()) + 5000)

@@ -3,72 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared import ids
-from shared.config import load_settings
 from shared.domain.payments.models import PromoCode, PromoRedemption
-from tests.api.conftest import Account, MakeAccount
-from tests.api.test_payments import (  # noqa: F401
+from tests.api.conftest import MakeAccount
+from tests.api.payment_support import (
+    AUTH_CARD,
     DECLINED_CARD,
     GOOD_CARD,
     MakeCard,
-    make_card,
+    create_code,
+    first_invoice_paid,
+    make_admin,
+    new_code,
     premium_tier,
-    stripe_base,
-    stripe_subscription_id,
+    stripe_client,
     subscribe,
 )
-
-# localstripe asks for 3-D Secure on this card, as Stripe does.
-AUTH_CARD = "4000002500003155"
-
-
-async def make_admin(make_account: MakeAccount, db: async_sessionmaker[AsyncSession]) -> Account:
-    """A fresh user with the admin role."""
-    admin = await make_account()
-    async with db.begin() as session:
-        await session.execute(
-            text("UPDATE users SET roles = '{user,admin}' WHERE id = :id"),
-            {"id": ids.decode(ids.Prefix.USER, admin.id)},
-        )
-    return admin
-
-
-def new_code() -> str:
-    """A code no other test uses."""
-    return f"T{uuid.uuid4().hex[:10].upper()}"
-
-
-async def create_code(client: httpx.AsyncClient, admin: Account, **body: Any) -> httpx.Response:
-    """POST /v1/admin/promo-codes."""
-    return await client.post("/v1/admin/promo-codes", json=body, headers=admin.headers)
-
-
-async def stripe_get(base: str, engine_env: dict[str, str], path: str) -> dict[str, Any]:
-    """A GET against localstripe with the API key."""
-    key = load_settings(engine_env).stripe_api_key
-    async with httpx.AsyncClient(base_url=base, auth=(key, ""), timeout=10) as stripe:
-        response = await stripe.get(path)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def first_invoice_paid(
-    db: async_sessionmaker[AsyncSession], base: str, engine_env: dict[str, str], subscription_id: str
-) -> int:
-    """What Stripe charged on a subscription's first invoice."""
-    remote_id = await stripe_subscription_id(db, subscription_id)
-    remote = await stripe_get(base, engine_env, f"/v1/subscriptions/{remote_id}")
-    invoice = await stripe_get(base, engine_env, f"/v1/invoices/{remote['latest_invoice']}")
-    return int(invoice["amount_paid"])
 
 
 async def test_admins_manage_codes_and_others_cannot(
@@ -125,9 +80,8 @@ async def test_admins_manage_codes_and_others_cannot(
 async def test_a_code_really_lowers_the_first_charge(
     client: httpx.AsyncClient,
     make_account: MakeAccount,
-    make_card: MakeCard,  # noqa: F811
+    make_card: MakeCard,
     db: async_sessionmaker[AsyncSession],
-    stripe_base: str,  # noqa: F811
     engine_env: dict[str, str],
 ) -> None:
     admin = await make_admin(make_account, db)
@@ -136,11 +90,11 @@ async def test_a_code_really_lowers_the_first_charge(
     full, discounted = await make_account(), await make_account()
     plain = await subscribe(client, full, await make_card(GOOD_CARD))
     assert plain.status_code == 201, plain.text
-    assert await first_invoice_paid(db, stripe_base, engine_env, plain.json()["subscription_id"]) == 999
+    assert await first_invoice_paid(db, engine_env, plain.json()["subscription_id"]) == 999
     with_code = await subscribe(client, discounted, await make_card(GOOD_CARD), promo_code=code.lower())
     assert with_code.status_code == 201, with_code.text
     assert with_code.json()["status"] == "active"
-    assert await first_invoice_paid(db, stripe_base, engine_env, with_code.json()["subscription_id"]) == 500
+    assert await first_invoice_paid(db, engine_env, with_code.json()["subscription_id"]) == 500
     shown = await client.get(f"/v1/admin/promo-codes/{code}", headers=admin.headers)
     assert shown.json()["redemption_count"] == 1
     async with db() as session:
@@ -152,7 +106,7 @@ async def test_a_code_really_lowers_the_first_charge(
 async def test_invalid_expired_used_and_switched_off_codes_are_refused(
     client: httpx.AsyncClient,
     make_account: MakeAccount,
-    make_card: MakeCard,  # noqa: F811
+    make_card: MakeCard,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     admin = await make_admin(make_account, db)
@@ -197,7 +151,7 @@ async def test_invalid_expired_used_and_switched_off_codes_are_refused(
 async def test_concurrent_redemptions_never_pass_the_cap(
     client: httpx.AsyncClient,
     make_account: MakeAccount,
-    make_card: MakeCard,  # noqa: F811
+    make_card: MakeCard,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     admin = await make_admin(make_account, db)
@@ -224,8 +178,7 @@ async def test_concurrent_redemptions_never_pass_the_cap(
 async def test_a_card_needing_authentication_returns_the_client_secret(
     client: httpx.AsyncClient,
     make_account: MakeAccount,
-    make_card: MakeCard,  # noqa: F811
-    stripe_base: str,  # noqa: F811
+    make_card: MakeCard,
     engine_env: dict[str, str],
 ) -> None:
     user = await make_account()
@@ -239,8 +192,7 @@ async def test_a_card_needing_authentication_returns_the_client_secret(
 
     # The app completes 3-D Secure; Stripe's webhooks then activate the subscription.
     intent_id = body["client_secret"].split("_secret_")[0]
-    key = load_settings(engine_env).stripe_api_key
-    async with httpx.AsyncClient(base_url=stripe_base, auth=(key, ""), timeout=10) as stripe:
+    async with stripe_client(engine_env) as stripe:
         done = await stripe.post(
             f"/v1/payment_intents/{intent_id}/_authenticate",
             data={"client_secret": body["client_secret"], "success": "true"},

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,40 +20,18 @@ from shared.domain.payments.models import LedgerEntry
 from shared.domain.payments.ticket_models import Payout, TicketPayment, TicketRefund
 from tests.api.conftest import Account, MakeAccount
 from tests.api.events.helpers import bulk_accounts, create_event, make_organizer, soon
-from tests.api.test_payments import deliver, stripe_event
+from tests.api.payment_support import (
+    CHARGE_DECLINED_CARD,
+    GOOD_CARD,
+    MakeCard,
+    deliver,
+    ledger_legs,
+    stripe_client,
+    stripe_event,
+)
 from tests.api.worker_support import run_startup_crons
 
-GOOD_CARD = "4242424242424242"
-# Attaches fine but every charge is declined (Stripe's test card for a decline at payment time).
-DECLINED_CARD = "4000000000000341"
 PRICE = 1500
-
-MakeCard = Callable[[str], Awaitable[str]]
-
-
-@pytest.fixture
-def make_card(engine_env: dict[str, str]) -> MakeCard:
-    """A card payment method made in localstripe, as the mobile app would with Stripe's SDK."""
-    settings = load_settings(engine_env)
-
-    async def make(number: str) -> str:
-        async with httpx.AsyncClient(
-            base_url=settings.stripe_api_base, auth=(settings.stripe_api_key, ""), timeout=10
-        ) as stripe:
-            created = await stripe.post(
-                "/v1/payment_methods",
-                data={
-                    "type": "card",
-                    "card[number]": number,
-                    "card[exp_month]": "12",
-                    "card[exp_year]": "2034",
-                    "card[cvc]": "123",
-                },
-            )
-        assert created.status_code == 200, created.text
-        return str(created.json()["id"])
-
-    return make
 
 
 def paid(capacity: int = 5, provider: str = "stripe", refund_hours: int = 24, **fields: Any) -> dict[str, Any]:
@@ -121,13 +98,6 @@ async def rsvp_status(db: async_sessionmaker[AsyncSession], event_id: str, user:
         )
 
 
-async def ledger_legs(db: async_sessionmaker[AsyncSession], payment_id: uuid.UUID) -> list[LedgerEntry]:
-    async with db() as session:
-        return list(
-            await session.scalars(select(LedgerEntry).where(LedgerEntry.source_ref.like(f"ticket:{payment_id}%")))
-        )
-
-
 async def earnings(client: httpx.AsyncClient, user: Account) -> dict[str, Any]:
     response = await client.get("/v1/earnings", headers=user.headers)
     assert response.status_code == 200, response.text
@@ -158,7 +128,7 @@ async def test_paid_rsvp_charges_confirms_and_books_the_ledger(
     [payment] = await payments_of(db, event_id)
     assert payment.stripe_payment_intent_id is not None
     assert payment.fee_cents == 2 * PRICE * 500 // 10_000
-    legs = await ledger_legs(db, payment.id)
+    legs = await ledger_legs(db, f"ticket:{payment.id}")
     assert sum(leg.amount_cents for leg in legs) == 0
     assert {(leg.kind, leg.account, leg.amount_cents) for leg in legs} == {
         ("charge", "customer", -2 * PRICE),
@@ -187,7 +157,7 @@ async def test_declined_card_is_402_and_releases_the_hold(
     event_id = await create_event(client, organizer, **paid(capacity=1))
     fan = await make_account()
 
-    declined = await buy(client, event_id, fan, await make_card(DECLINED_CARD))
+    declined = await buy(client, event_id, fan, await make_card(CHARGE_DECLINED_CARD))
     assert declined.status_code == 402, declined.text
     assert declined.headers["content-type"].startswith("application/problem+json")
     assert declined.json()["code"] == "payment_failed"
@@ -196,7 +166,7 @@ async def test_declined_card_is_402_and_releases_the_hold(
     assert await rsvp_status(db, event_id, fan) == "cancelled"
     [failed] = await payments_of(db, event_id)
     assert failed.status == "failed"
-    assert await ledger_legs(db, failed.id) == []
+    assert await ledger_legs(db, f"ticket:{failed.id}") == []
 
     # The seat is free again: someone else (or the same fan with another card) can buy it.
     retry = await buy(client, event_id, fan, await make_card(GOOD_CARD))
@@ -316,7 +286,7 @@ async def test_attendee_refund_policy_and_offer_handover(
     assert cancelled["ticket"]["status"] == "refunded"
     assert cancelled["ticket"]["refunded_cents"] == PRICE
     [payment] = await payments_of(db, event_id)
-    assert sum(leg.amount_cents for leg in await ledger_legs(db, payment.id)) == 0
+    assert sum(leg.amount_cents for leg in await ledger_legs(db, f"ticket:{payment.id}")) == 0
     assert await rsvp_status(db, event_id, second) == "offered"
     assert await seats_taken(db, event_id) == 1
     offers = (await client.get("/v1/notifications", params={"limit": 100}, headers=second.headers)).json()["items"]
@@ -443,7 +413,7 @@ async def test_organizer_cancellation_refunds_every_ticket_once(
     payments = await wait_for_refunds(db, event_id, 3)
     assert [p.status for p in payments] == ["refunded"] * 3
     await asyncio.sleep(1)  # localstripe's charge.refunded webhooks arrive; they must not book again
-    legs = [await ledger_legs(db, p.id) for p in payments]
+    legs = [await ledger_legs(db, f"ticket:{p.id}") for p in payments]
     assert [len(x) for x in legs] == [8, 8, 8]
     assert all(sum(leg.amount_cents for leg in each) == 0 for each in legs)
     for each in legs:
@@ -609,12 +579,6 @@ async def test_approval_gated_paid_event_charges_only_after_approval(
 # ---- webhooks out of order ----------------------------------------------------------------------
 
 
-def stripe_http(engine_env: dict[str, str]) -> httpx.AsyncClient:
-    """A client of localstripe with the API's key, for what Stripe's dashboard (or another process) would do."""
-    settings = load_settings(engine_env)
-    return httpx.AsyncClient(base_url=settings.stripe_api_base, auth=(settings.stripe_api_key, ""), timeout=10)
-
-
 async def payment_row(db: async_sessionmaker[AsyncSession], payment_id: uuid.UUID) -> TicketPayment:
     async with db() as session:
         payment = await session.get(TicketPayment, payment_id)
@@ -623,7 +587,7 @@ async def payment_row(db: async_sessionmaker[AsyncSession], payment_id: uuid.UUI
 
 
 async def ledger_snapshot(db: async_sessionmaker[AsyncSession], payment_id: uuid.UUID) -> list[tuple[str, str, int]]:
-    return sorted((leg.kind, leg.account, leg.amount_cents) for leg in await ledger_legs(db, payment_id))
+    return sorted((leg.kind, leg.account, leg.amount_cents) for leg in await ledger_legs(db, f"ticket:{payment_id}"))
 
 
 async def test_refund_webhook_before_success_webhook_settles_on_stripes_truth(
@@ -632,15 +596,15 @@ async def test_refund_webhook_before_success_webhook_settles_on_stripes_truth(
     make_card: MakeCard,
     db: async_sessionmaker[AsyncSession],
     engine_env: dict[str, str],
+    webhook_secret: str,
 ) -> None:
     organizer = await make_organizer(make_account, db)
     event_id = await create_event(client, organizer, **paid(capacity=1))
     buyer = await make_account()
     payment_id = await pending_hold(db, event_id, buyer)
-    secret = load_settings(engine_env).stripe_webhook_secret
 
     # The card was charged and, before Tribe heard of it, refunded in Stripe's dashboard.
-    async with stripe_http(engine_env) as stripe:
+    async with stripe_client(engine_env) as stripe:
         created = await stripe.post(
             "/v1/payment_intents",
             data={
@@ -663,7 +627,7 @@ async def test_refund_webhook_before_success_webhook_settles_on_stripes_truth(
     refund_event = stripe_event("charge.refunded", charge, now + 10)
     # The success event is older and carries the intent as it was then: paid, nothing refunded.
     success_event = stripe_event("payment_intent.succeeded", intent, now)
-    first = await deliver(client, refund_event, secret)
+    first = await deliver(client, refund_event, webhook_secret)
     assert first.status_code == 200, first.text
     assert first.json() == {"received": True, "duplicate": False}
 
@@ -691,11 +655,11 @@ async def test_refund_webhook_before_success_webhook_settles_on_stripes_truth(
     assert stray == 0
 
     # The late success changes nothing: Stripe says the money went back.
-    late = await deliver(client, success_event, secret)
+    late = await deliver(client, success_event, webhook_secret)
     assert late.status_code == 200, late.text
     assert late.json()["duplicate"] is False
     for payload in (refund_event, success_event):
-        again = await deliver(client, payload, secret)
+        again = await deliver(client, payload, webhook_secret)
         assert again.json() == {"received": True, "duplicate": True}
     assert (await payment_row(db, payment_id)).status == "refunded"
     assert await ledger_snapshot(db, payment_id) == booked
@@ -711,6 +675,7 @@ async def test_stale_failure_after_success_does_not_regress_the_ticket(
     make_card: MakeCard,
     db: async_sessionmaker[AsyncSession],
     engine_env: dict[str, str],
+    webhook_secret: str,
 ) -> None:
     organizer = await make_organizer(make_account, db)
     event_id = await create_event(client, organizer, **paid(capacity=1))
@@ -719,7 +684,6 @@ async def test_stale_failure_after_success_does_not_regress_the_ticket(
     assert (await buy(client, event_id, waiting, await make_card(GOOD_CARD))).json()["status"] == "waitlisted"
     [payment] = await payments_of(db, event_id)
     booked = await ledger_snapshot(db, payment.id)
-    secret = load_settings(engine_env).stripe_webhook_secret
 
     # A failure from an earlier attempt on this intent, delivered after the success.
     stale = {
@@ -732,8 +696,8 @@ async def test_stale_failure_after_success_does_not_regress_the_ticket(
         "last_payment_error": {"code": "card_declined", "message": "Your card was declined."},
     }
     payload = stripe_event("payment_intent.payment_failed", stale, int(datetime.now(UTC).timestamp()) + 50)
-    assert (await deliver(client, payload, secret)).json() == {"received": True, "duplicate": False}
-    assert (await deliver(client, payload, secret)).json() == {"received": True, "duplicate": True}
+    assert (await deliver(client, payload, webhook_secret)).json() == {"received": True, "duplicate": False}
+    assert (await deliver(client, payload, webhook_secret)).json() == {"received": True, "duplicate": True}
 
     assert (await payment_row(db, payment.id)).status == "succeeded"
     assert await rsvp_status(db, event_id, fan) == "confirmed"
@@ -822,12 +786,12 @@ async def test_partial_refunds_keep_the_ticket_until_the_charge_is_refunded(
         (1001, 51, "succeeded"),
     ]
     assert len({r.idempotency_key for r in refunds}) == 3
-    async with stripe_http(engine_env) as stripe:
+    async with stripe_client(engine_env) as stripe:
         remote = (await stripe.get("/v1/refunds", params={"payment_intent": payment.stripe_payment_intent_id})).json()
     assert sorted(r["amount"] for r in remote["data"]) == [999, 1000, 1001]
     assert {r.stripe_refund_id for r in refunds} == {r["id"] for r in remote["data"]}
 
-    legs = await ledger_legs(db, payment.id)
+    legs = await ledger_legs(db, f"ticket:{payment.id}")
     assert sum(leg.amount_cents for leg in legs) == 0
     assert sum(leg.amount_cents for leg in legs if leg.account == "organizer") == 0
     assert sum(leg.amount_cents for leg in legs if leg.account == "platform_revenue") == 0
@@ -865,10 +829,10 @@ async def test_concurrent_partial_refunds_never_exceed_the_charge(
     [payment] = await payments_of(db, event_id)
     assert (payment.status, payment.refunded_cents) == ("succeeded", 1200)
     assert await rsvp_status(db, event_id, fan) == "confirmed"
-    async with stripe_http(engine_env) as stripe:
+    async with stripe_client(engine_env) as stripe:
         remote = (await stripe.get("/v1/refunds", params={"payment_intent": payment.stripe_payment_intent_id})).json()
     assert [r["amount"] for r in remote["data"]] == [400, 400, 400]
-    assert sum(leg.amount_cents for leg in await ledger_legs(db, payment.id)) == 0
+    assert sum(leg.amount_cents for leg in await ledger_legs(db, f"ticket:{payment.id}")) == 0
 
     # The database refuses more than the charge even to a writer that skips the service's check.
     async with db() as session:
@@ -1035,7 +999,7 @@ async def test_a_refund_left_pending_by_a_dead_process_is_finished_by_the_sweep(
     assert done.stripe_refund_id is not None
     after = await payment_row(db, payment.id)
     assert (after.status, after.refunded_cents) == ("succeeded", 500)
-    assert sum(leg.amount_cents for leg in await ledger_legs(db, payment.id)) == 0
-    async with stripe_http(engine_env) as stripe:
+    assert sum(leg.amount_cents for leg in await ledger_legs(db, f"ticket:{payment.id}")) == 0
+    async with stripe_client(engine_env) as stripe:
         remote = (await stripe.get("/v1/refunds", params={"payment_intent": payment.stripe_payment_intent_id})).json()
     assert [r["amount"] for r in remote["data"]] == [500]

@@ -6,12 +6,14 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
 import pytest
+from arq.connections import RedisSettings, create_pool
 from nats.aio.client import Client as NatsClient
 from redis.asyncio import Redis
 from sqlalchemy import func, select, update
@@ -20,13 +22,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from shared import ids
-from shared.bus import ChatMessagePosted, record, user_subject
+from shared.bus import SELF_PUBLISH_GRACE_SECONDS, ChatMessagePosted, OutboxRow, record, user_subject
 from shared.config import Settings
 from shared.domain.chat.models import Chat, ChatMessage
 from shared.domain.chat.presence import Presence, presence_key
 from shared.domain.chat.services import message_view
 from tests.realtime.helpers import Account, GatewayProcess, create_account, issue_token
-from tests.support import start_process, stop_process
+from workers.outbox import OutboxRelay
+from workers.serialization import job_deserializer, job_serializer
 
 MESSAGE_TOO_BIG = 1009
 Frame = dict[str, Any]
@@ -445,36 +448,67 @@ async def test_relay_publishes_what_a_crash_left_unpublished(
     api: httpx.AsyncClient,
     member: Any,
     db_sessions: async_sessionmaker[AsyncSession],
-    engine_env: dict[str, str],
-    tmp_path: Path,
+    settings: Settings,
 ) -> None:
     a, b = await member(), await member()
     chat_id = await open_chat(api, a, b)
     chat_uuid = ids.decode(ids.Prefix.CHAT, chat_id)
-    async with await socket(gateway.ws_url, b) as wb:
-        # What send_message commits, with the process dying before its publish.
-        async with db_sessions.begin() as session:
-            await session.execute(update(Chat).where(Chat.id == chat_uuid).values(last_seq=Chat.last_seq + 1))
-            row = ChatMessage(
-                chat_id=chat_uuid,
-                seq=1,
-                sender_id=a.account.user_id,
-                client_message_id="orphan",
-                content={"type": "text", "text": "survived", "attachments": []},
-            )
-            session.add(row)
-            await session.flush()
-            await session.refresh(row)
-            await record(session, ChatMessagePosted(message=message_view(row)))
-        with pytest.raises(TimeoutError):
-            await expect(wb, "message.new", within=0.3)
-        worker = start_process(["shared.cli", "worker"], engine_env, tmp_path / "worker.log")
-        try:
-            new = await expect(wb, "message.new", within=20)
+    # The relay is driven here rather than by a worker process: nothing waits on a process start,
+    # a poll interval or the grace clock, and its jobs go to a queue of this test's own.
+    queue = f"tribe-test:{uuid.uuid4().hex}"
+    redis = await create_pool(
+        RedisSettings.from_dsn(settings.redis_url),
+        job_serializer=job_serializer,
+        job_deserializer=job_deserializer,
+        default_queue_name=queue,
+    )
+    nats = NatsClient()
+    await nats.connect(settings.nats_url, connect_timeout=2, max_reconnect_attempts=2)
+    try:
+        async with await socket(gateway.ws_url, b) as wb:
+            # What send_message commits, with the process dying before its publish.
+            async with db_sessions.begin() as session:
+                await session.execute(update(Chat).where(Chat.id == chat_uuid).values(last_seq=Chat.last_seq + 1))
+                row = ChatMessage(
+                    chat_id=chat_uuid,
+                    seq=1,
+                    sender_id=a.account.user_id,
+                    client_message_id="orphan",
+                    content={"type": "text", "text": "survived", "attachments": []},
+                )
+                session.add(row)
+                await session.flush()
+                await session.refresh(row)
+                [outbox_id] = await record(session, ChatMessagePosted(message=message_view(row)))
+
+            async def published_at() -> datetime | None:
+                async with db_sessions() as session:
+                    return await session.scalar(select(OutboxRow.published_at).where(OutboxRow.id == outbox_id))
+
+            # Within its grace the row is left to its writer (an hour here, so no clock can end it mid-test).
+            patient = OutboxRelay(sessions=db_sessions, redis=redis, nats=nats, self_publish_grace_s=3600)
+            await patient.drain()
+            assert await published_at() is None
+            with pytest.raises(TimeoutError):
+                await expect(wb, "message.new", within=0.3)
+
+            # The writer crashed longer ago than the production grace: the relay publishes the row itself.
+            async with db_sessions.begin() as session:
+                await session.execute(
+                    update(OutboxRow)
+                    .where(OutboxRow.id == outbox_id)
+                    .values(created_at=func.now() - timedelta(seconds=SELF_PUBLISH_GRACE_SECONDS + 60))
+                )
+            await OutboxRelay(sessions=db_sessions, redis=redis, nats=nats).drain()
+            assert await published_at() is not None
+            # Published and flushed to NATS before drain returned; the bound is only for the gateway's hop.
+            new = await expect(wb, "message.new", within=30)
             assert new["message"]["id"] == ids.encode(ids.Prefix.MESSAGE, row.id)
             assert new["message"]["content"]["text"] == "survived"
-        finally:
-            stop_process(worker)
+    finally:
+        await nats.close()
+        await redis.delete(queue)
+        await redis.aclose()
 
 
 async def test_notifications_published_for_a_user_reach_their_sockets(

@@ -42,7 +42,6 @@ ENTITLED_STATUSES = ("active", "trialing")
 CURRENT_STATUSES = ("active", "trialing", "past_due", "incomplete", "unpaid")
 CUSTOMER_ACCOUNT = "customer"
 REVENUE_ACCOUNT = "platform_revenue"
-DEMO_COUPON = "SPRING24"
 
 
 @dataclass(frozen=True)
@@ -163,7 +162,7 @@ class PaymentService:
         self._seed_lock = asyncio.Lock()
 
     async def ensure_catalog(self) -> None:
-        """Seed the plans and the demo coupon into Stripe and locally, once per process (idempotent)."""
+        """Seed the plans into Stripe and locally, once per process (idempotent)."""
         if self._seeded:
             return
         async with self._seed_lock:
@@ -177,7 +176,6 @@ class PaymentService:
             product_id = f"prod_tribe_{spec.tier}"
             await self._stripe.ensure_product(product_id, f"Tribe {spec.tier.title()}")
             await self._stripe.ensure_plan(spec.id, product_id, spec.amount_cents, CURRENCY, spec.interval)
-        await self._stripe.ensure_coupon(DEMO_COUPON, 20)
         async with self._sessions.begin() as session:
             for spec in PLANS:
                 values = {

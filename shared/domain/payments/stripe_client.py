@@ -74,21 +74,6 @@ class StripeGateway:
             }
             await self._call(lambda: self._client.plans.create_async(params, {"idempotency_key": f"plan-{plan_id}"}))
 
-    async def ensure_coupon(self, coupon_id: str, percent_off: float) -> None:
-        """Create the coupon unless it exists."""
-        if await self.coupon_exists(coupon_id):
-            return
-        params: Any = {"id": coupon_id, "percent_off": percent_off, "duration": "once"}
-        await self._call(lambda: self._client.coupons.create_async(params, {"idempotency_key": f"coupon-{coupon_id}"}))
-
-    async def coupon_exists(self, coupon_id: str) -> bool:
-        """Whether Stripe knows this coupon (promo code)."""
-        try:
-            coupon = await self._call(lambda: self._client.coupons.retrieve_async(coupon_id))
-        except StripeNotFound:
-            return False
-        return bool(coupon["valid"]) if "valid" in coupon else True
-
     async def create_customer(self, email: str, user_ref: str, idempotency_key: str) -> str:
         """A new customer; the key makes a retried sign-up return the same one."""
         params: Any = {"email": email, "metadata": {"user_id": user_ref}}

@@ -15,7 +15,7 @@ from shared.domain.payments.models import Boost
 from tests.api.conftest import MakeAccount
 from tests.api.discovery.support import event_recs, town
 from tests.api.events.helpers import create_event, make_organizer, soon
-from tests.api.test_payments import GOOD_CARD, MakeCard, make_card, stripe_base  # noqa: F401
+from tests.api.payment_support import GOOD_CARD, MakeCard
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -23,7 +23,7 @@ Sessions = async_sessionmaker[AsyncSession]
 async def test_a_boost_lifts_a_recommended_event_only_inside_its_window(
     client: httpx.AsyncClient,
     make_account: MakeAccount,
-    make_card: MakeCard,  # noqa: F811
+    make_card: MakeCard,
     db: Sessions,
 ) -> None:
     city = town()
