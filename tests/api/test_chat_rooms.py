@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared import ids
 from shared.bus import OutboxRow
 from shared.domain.chat.models import Chat, ChatParticipant
-from tests.api.club_support import add_member, ban, create_club, join
+from tests.api.club_support import add_member, ban, create_club, join, outbox_events
 from tests.api.conftest import Account, MakeAccount
 from tests.api.events.helpers import create_event, make_organizer, rsvp
 from tests.api.test_chat import count_messages, group_chat, send, text
@@ -178,6 +178,9 @@ async def test_a_cancelled_event_room_is_read_only_for_attendees(
     assert cancelled.status_code == 200, cancelled.text
     view = await client.get(f"/v1/chats/{chat['id']}", headers=guest.headers)
     assert view.json()["read_only"] is True
+    # The room's sockets are told through a chat.update row (published by the relay).
+    [announced] = await outbox_events(db, "chat.update", chat_id=chat["id"])
+    assert (announced["read_only"], announced["updated_by"]) == (True, organizer.id)
     before = await count_messages(db, chat["id"])
     refused = await send(client, guest, chat["id"], "so sad")
     assert refused.status_code == 403

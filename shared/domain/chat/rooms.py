@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import ids
-from shared.bus import ChatRoomMembershipChanged, record
+from shared.bus import ChatRoomMembershipChanged, ChatUpdated, record
 from shared.domain.chat.models import Chat, ChatParticipant, ChatType, ParticipantRole
 from shared.domain.clubs.models import ClubMembership, MemberRole, MembershipStatus
 
@@ -42,9 +42,30 @@ async def open_event_room(session: AsyncSession, event_id: uuid.UUID, organizer_
         await _join(session, chat_id, organizer_id, ParticipantRole.ADMIN)
 
 
-async def close_event_room(session: AsyncSession, event_id: uuid.UUID) -> None:
-    """A cancelled event's room stays readable but only its moderators may post."""
-    await session.execute(update(Chat).where(Chat.event_id == event_id).values(read_only=True))
+async def close_event_room(session: AsyncSession, event_id: uuid.UUID, actor_id: uuid.UUID) -> None:
+    """A cancelled event's room stays readable but only its moderators may post; its sockets are told.
+
+    The ``chat.update`` row is published by the relay (after its self-publish grace): the events
+    service has no NATS connection, and the send path enforces read-only from the commit on anyway.
+    """
+    closed = (
+        await session.execute(
+            update(Chat)
+            .where(Chat.event_id == event_id, Chat.read_only.is_(False))
+            .values(read_only=True)
+            .returning(Chat.id, Chat.title)
+        )
+    ).one_or_none()
+    if closed is not None:
+        await record(
+            session,
+            ChatUpdated(
+                chat_id=ids.encode(ids.Prefix.CHAT, closed.id),
+                title=closed.title,
+                read_only=True,
+                updated_by=ids.encode(ids.Prefix.USER, actor_id),
+            ),
+        )
 
 
 async def add_event_member(session: AsyncSession, event_id: uuid.UUID, user_id: uuid.UUID) -> None:

@@ -397,7 +397,7 @@ class EventService:
             # Subscribers of event.updated (calendars, chat) see the status change; the attendees are
             # told once, by the event_cancelled notification above.
             await self._record_updated(session, event, ["status"])
-            await rooms.close_event_room(session, event.id)
+            await rooms.close_event_room(session, event.id, actor.user_id)
         return StatusChange(status="cancelled")
 
     async def complete(self, actor: AccessClaims, event_id: uuid.UUID) -> StatusChange:
