@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import socket
 from contextlib import AsyncExitStack
@@ -59,6 +60,9 @@ JOBS: tuple[JobSpec[Any], ...] = (
 POLL_DELAY_S = 0.05
 """How often arq looks at the queue: a queued job starts within this (plus its own run time)."""
 
+REDIS_CONNECT_TIMEOUT_S = 5
+"""How long a new Redis connection may take before arq gives up on it (its default is 1 s)."""
+
 KEEP_RESULT_S = 3600
 """How long a finished job's result (and so its id, which blocks a second job for the same cause) is kept."""
 
@@ -94,12 +98,21 @@ def cron_jobs() -> list[CronJob]:
     ]
 
 
+def redis_settings(url: str) -> RedisSettings:
+    """arq's Redis settings, more patient than its defaults (1 s to connect, no retry on a timeout).
+
+    A Redis connect that stalls for a second (a slow AOF fsync on a busy disk) would otherwise end the
+    worker's main loop from inside a cron enqueue.
+    """
+    return dataclasses.replace(RedisSettings.from_dsn(url), conn_timeout=REDIS_CONNECT_TIMEOUT_S, retry_on_timeout=True)
+
+
 def worker_settings(settings: Settings) -> dict[str, Any]:
     """The arq ``WorkerSettings`` for ``settings``, built at run time so nothing is read at import."""
     return {
         "functions": [job.arq_function() for job in JOBS],
         "cron_jobs": cron_jobs(),
-        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "redis_settings": redis_settings(settings.redis_url),
         "on_startup": startup,
         "on_shutdown": shutdown,
         "job_serializer": job_serializer,
