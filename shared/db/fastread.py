@@ -63,24 +63,18 @@ class FastReads:
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
         """The first row of one read-only statement (autocommit: no BEGIN/COMMIT round trips)."""
-        connection = await self._acquire()
-        try:
-            row: asyncpg.Record | None = await connection.fetchrow(query, *args)
-        except asyncpg.PostgresError:
-            # The server refused the statement (e.g. a unique violation) and is ready for the next one.
-            self._release(connection)
-            raise
-        except BaseException:
-            self._discard(connection)
-            raise
-        self._release(connection)
+        row: asyncpg.Record | None = await self._run("fetchrow", query, args)
         return row
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         """Every row of one statement (autocommit, like :meth:`fetchrow`)."""
+        rows: list[asyncpg.Record] = await self._run("fetch", query, args)
+        return rows
+
+    async def _run(self, method: str, query: str, args: tuple[Any, ...]) -> Any:
         connection = await self._acquire()
         try:
-            rows: list[asyncpg.Record] = await connection.fetch(query, *args)
+            result = await getattr(connection, method)(query, *args)
         except asyncpg.PostgresError:
             # The server refused the statement (e.g. a unique violation) and is ready for the next one.
             self._release(connection)
@@ -89,7 +83,7 @@ class FastReads:
             self._discard(connection)
             raise
         self._release(connection)
-        return rows
+        return result
 
     async def close(self) -> None:
         """Close the idle connections; busy ones are closed as they come back."""
